@@ -1,0 +1,131 @@
+"""Argument checks shared by the layers.
+
+Every check raises a `ValueError` or `TypeError` whose message names the
+argument and the value received, in the Keras style. The layers call these
+in `__init__` and at the top of `build`, before any weight exists.
+"""
+
+import math
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
+
+
+def check_positive_int(name: str, value: Any) -> int:
+    """Return `value` if it is a positive `int` (not a `bool`), else raise."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(
+            f"`{name}` must be a positive integer. "
+            f"Received: {name}={value!r} of type {type(value).__name__}"
+        )
+    if value <= 0:
+        raise ValueError(
+            f"`{name}` must be a positive integer. Received: {name}={value!r}"
+        )
+    return int(value)
+
+
+def check_optional_positive_int(name: str, value: Any) -> int | None:
+    """Like `check_positive_int`, but `None` passes through."""
+    if value is None:
+        return None
+    return check_positive_int(name, value)
+
+
+def check_positive_number(name: str, value: Any) -> float:
+    """Return `value` as a float if it is a finite number > 0, else raise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(
+            f"`{name}` must be a positive finite number. "
+            f"Received: {name}={value!r} of type {type(value).__name__}"
+        )
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(
+            f"`{name}` must be a positive finite number. "
+            f"Received: {name}={value!r}"
+        )
+    return float(value)
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """Return `value` if it is a `bool`, else raise a `TypeError`."""
+    if not isinstance(value, bool):
+        raise TypeError(
+            f"`{name}` must be a bool. "
+            f"Received: {name}={value!r} of type {type(value).__name__}"
+        )
+    return value
+
+
+def check_rate(name: str, value: Any) -> float:
+    """Return `value` as a float if it is a number in [0, 1), else raise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(
+            f"`{name}` must be a number in [0, 1). "
+            f"Received: {name}={value!r} of type {type(value).__name__}"
+        )
+    if not (0.0 <= value < 1.0):
+        raise ValueError(
+            f"`{name}` must be a number in [0, 1). Received: {name}={value!r}"
+        )
+    return float(value)
+
+
+def check_mapping(
+    name: str, value: Any, allowed: Sequence[str]
+) -> dict[str, Any]:
+    """Return `value` as a dict if it is a mapping with only `allowed` keys."""
+    if not isinstance(value, Mapping):
+        raise TypeError(
+            f"`{name}` must be a mapping (dict). "
+            f"Received: {name}={value!r} of type {type(value).__name__}"
+        )
+    unknown = [key for key in value if key not in allowed]
+    if unknown:
+        raise ValueError(
+            f"`{name}` has unknown key(s) {sorted(map(str, unknown))}; "
+            f"allowed keys are {list(allowed)}. "
+            f"Received: {name}={dict(value)!r}"
+        )
+    return dict(value)
+
+
+def check_unknown_kwargs(cls_name: str, kwargs: Mapping[str, Any]) -> None:
+    """Refuse keyword arguments that `keras.layers.Layer` does not take.
+
+    Keras raises a `TypeError` for these too, but only from deep inside
+    `Layer.__init__`; checking first gives a message that names the layer.
+    """
+    allowed = {
+        "name",
+        "dtype",
+        "trainable",
+        "autocast",
+        "input_dim",
+        "input_shape",
+        "batch_input_shape",
+        "batch_size",
+        "activity_regularizer",
+    }
+    unknown = sorted(key for key in kwargs if key not in allowed)
+    if unknown:
+        raise TypeError(
+            f"{cls_name} got unexpected keyword argument(s) {unknown}. "
+            f"Received: {', '.join(f'{k}={kwargs[k]!r}' for k in unknown)}"
+        )
+
+
+def check_rank2_shape(name: str, shape: Any, layer_name: str) -> tuple:
+    """Check a build/call shape is `(batch, features)` with known features."""
+    shape = tuple(shape)
+    if len(shape) != 2:
+        raise ValueError(
+            f"Layer '{layer_name}' expects `{name}` of rank 2 "
+            f"(batch, features). Received: {name}.shape={shape}"
+        )
+    if shape[-1] is None:
+        raise ValueError(
+            f"Layer '{layer_name}' needs the last axis of `{name}` to be "
+            f"known. Received: {name}.shape={shape}"
+        )
+    return shape

@@ -1,0 +1,96 @@
+"""Child process of test_cross_backend.py: save or load under one backend.
+
+    python -m tests.cross_backend_worker save DIR   # writes DIR/<backend>/
+    python -m tests.cross_backend_worker load DIR   # loads the others' files
+
+The backend is the child's KERAS_BACKEND. Prints one JSON line.
+"""
+
+import json
+import pathlib
+import sys
+
+import keras
+import numpy as np
+
+import keras_masknet
+
+BACKEND = keras.backend.backend()
+CONFIGS = {
+    "parallel": {
+        "mask_blocks": [
+            {
+                "output_size": 12,
+                "reduction_factor": 0.5,
+                "input_layer_norm": True,
+            },
+            {"output_size": 8, "aggregation_size": 16},
+        ],
+        "mlp": {
+            "layer_sizes": [16, 4],
+            "batch_norm": {"affine": True, "momentum": 0.1},
+            "dropout": {"rate": 0.2},
+            "final_layer_activation": True,
+        },
+        "use_parallel": True,
+    },
+    "serial": {
+        "mask_blocks": [
+            {"output_size": 10, "aggregation_size": 7},
+            {
+                "output_size": 6,
+                "reduction_factor": 1.5,
+                "input_layer_norm": True,
+            },
+        ],
+        "mlp": {"layer_sizes": [5, 3], "batch_norm": {"affine": False}},
+        "use_parallel": False,
+    },
+}
+
+
+def save(root: pathlib.Path) -> dict:
+    out = root / BACKEND
+    out.mkdir(parents=True)
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 20)).astype("float32")
+    y = (x[:, :1] * x[:, 1:2] > 0).astype("float32")
+    for name, config in CONFIGS.items():
+        inputs = keras.Input((20,))
+        net = keras_masknet.MaskNet(**config)
+        outputs = keras.layers.Dense(1, activation="sigmoid")(net(inputs))
+        model = keras.Model(inputs, outputs)
+        model.compile("adam", "binary_crossentropy")
+        # Train briefly so that BatchNorm statistics and weights move.
+        model.fit(x, y, epochs=2, batch_size=16, verbose=0)
+        model.save(out / f"{name}.keras")
+        np.save(out / f"{name}_x.npy", x)
+        np.save(out / f"{name}_y.npy", model.predict(x, verbose=0))
+    return {"backend": BACKEND, "saved": sorted(CONFIGS)}
+
+
+def load(root: pathlib.Path) -> dict:
+    errors = {}
+    for source in sorted(p.name for p in root.iterdir() if p.is_dir()):
+        if source == BACKEND:
+            continue
+        for name in CONFIGS:
+            # compile=False: Keras does not carry an optimizer state saved
+            # under torch to the other backends; the weights do carry.
+            model = keras.saving.load_model(
+                root / source / f"{name}.keras", compile=False, safe_mode=True
+            )
+            x = np.load(root / source / f"{name}_x.npy")
+            want = np.load(root / source / f"{name}_y.npy")
+            got = keras.ops.convert_to_numpy(model.predict(x, verbose=0))
+            errors[f"{source}->{BACKEND}/{name}"] = float(
+                np.max(np.abs(got - want))
+            )
+    return {"backend": BACKEND, "errors": errors}
+
+
+if __name__ == "__main__":
+    mode, root = sys.argv[1], pathlib.Path(sys.argv[2])
+    result = save(root) if mode == "save" else load(root)
+    print(json.dumps(result))

@@ -1,0 +1,55 @@
+"""`.keras` files saved under each backend load under each of the others.
+
+One subprocess per backend saves; one per backend loads the others' files.
+The test spawns all three backends itself, so it runs once, from the
+tensorflow session of `make test` (or when KERAS_MASKNET_CROSS_BACKEND=1).
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import BACKEND
+from tests.helpers import REPO
+
+BACKENDS = ("tensorflow", "jax", "torch")
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        BACKEND != "tensorflow"
+        and os.environ.get("KERAS_MASKNET_CROSS_BACKEND") != "1",
+        reason="spawns every backend itself: runs in the tensorflow session",
+    ),
+]
+
+
+def _run(mode, backend, root, env):
+    env = {**env, "KERAS_BACKEND": backend}
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.cross_backend_worker", mode, str(root)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_save_under_each_backend_and_load_under_each_other(
+    tmp_path, subprocess_env
+):
+    for backend in BACKENDS:
+        _run("save", backend, tmp_path, subprocess_env)
+    errors = {}
+    for backend in BACKENDS:
+        errors.update(_run("load", backend, tmp_path, subprocess_env)["errors"])
+    # 3 sources x 2 targets x 2 models.
+    assert len(errors) == 12, errors
+    worst = max(errors.values())
+    assert worst <= 1e-6, errors
