@@ -39,6 +39,35 @@ def _layer_norm(key: str, norm: Any) -> Iterator[_Entry]:
     yield _Entry(f"{key}.bias", norm.beta, False)
 
 
+def _no_reference_counterpart(layer: Any, option: str) -> ValueError:
+    return ValueError(
+        f"Layer '{layer.name}' uses `{option}`, which the reference MaskNet "
+        "does not have: its weights have no reference state_dict "
+        "counterpart, so they can be neither loaded from nor exported to "
+        "one. Use `.keras` files or `get_weights()`/`set_weights()` instead."
+    )
+
+
+def _check_reference_structure(layer: Any) -> None:
+    """Refuse the options that change the weights away from the reference's.
+
+    Options without new weights (output activation, dropout, reduction
+    base, field inputs) map onto the reference's keys as they are.
+    """
+    blocks = [layer] if isinstance(layer, MaskBlock) else []
+    if isinstance(layer, MaskNet):
+        if layer.embedding_layer_norm:
+            raise _no_reference_counterpart(layer, "embedding_layer_norm=True")
+        blocks = layer.mask_block_layers
+    for block in blocks:
+        if not block.use_hidden_bias:
+            raise _no_reference_counterpart(block, "use_hidden_bias=False")
+        if block.mask_projection_dim is not None:
+            raise _no_reference_counterpart(
+                block, f"mask_projection_dim={block.mask_projection_dim}"
+            )
+
+
 def _mask_block_entries(block: MaskBlock, prefix: str) -> Iterator[_Entry]:
     if block.input_layer_norm:
         yield from _layer_norm(f"{prefix}_input_layer_norm", block.input_norm)
@@ -83,6 +112,7 @@ def _entries(layer: Any) -> list[_Entry]:
             f"Received: layer={layer!r} of type {type(layer).__name__}"
         )
     _check_built(layer)
+    _check_reference_structure(layer)
     if isinstance(layer, MaskNet):
         entries = []
         for i, block in enumerate(layer.mask_block_layers):
@@ -143,6 +173,14 @@ def load_reference_weights(
     Every key and shape is checked before anything is assigned, so a failed
     load leaves the layer's weights as they were.
 
+    Options of keras_masknet that add no weights (`output_activation`,
+    `dropout_rate`, `reduction_factor_base`, field-embedding inputs,
+    `return_masks`) load and export the same keys; the outputs then equal
+    the reference's only with the reference's defaults. Options that change
+    the weights (`use_hidden_bias=False`, `mask_projection_dim`,
+    `embedding_layer_norm=True`) have no reference counterpart: both
+    functions raise a `ValueError` naming the option.
+
     Args:
         layer: a BUILT `MaskNet`, `MaskBlock` or `MLP` with the same
             configuration as the reference module.
@@ -156,8 +194,9 @@ def load_reference_weights(
     Raises:
         TypeError: if `layer` is not one of the three layers, or `state_dict`
             is not a mapping.
-        ValueError: if `layer` is not built, no key starts with `prefix`, keys
-            are missing or unexpected, or a shape differs.
+        ValueError: if `layer` is not built, uses an option without a
+            reference counterpart, no key starts with `prefix`, keys are
+            missing or unexpected, or a shape differs.
 
     Example:
 
@@ -259,6 +298,10 @@ def export_reference_weights(layer: Any) -> dict[str, np.ndarray]:
 
     Returns:
         A dict from key to `numpy.ndarray`, without `num_batches_tracked`.
+
+    Raises:
+        ValueError: if `layer` is not built, or uses an option without a
+            reference counterpart (see `load_reference_weights`).
 
     Example:
 

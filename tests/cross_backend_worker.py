@@ -46,7 +46,48 @@ CONFIGS = {
         "mlp": {"layer_sizes": [5, 3], "batch_norm": {"affine": False}},
         "use_parallel": False,
     },
+    # Every option of the paper and of the other implementations, on a
+    # list of fields of different widths (the most involved input).
+    "fields_every_option": {
+        "mask_blocks": [
+            {
+                "output_size": 8,
+                "reduction_factor": 2.0,
+                "reduction_factor_base": "inputs",
+                "output_activation": "relu",
+                "use_hidden_bias": False,
+                "dropout_rate": 0.2,
+                "mask_projection_dim": 3,
+            },
+            {
+                "output_size": 6,
+                "aggregation_size": 5,
+                "output_activation": "tanh",
+                "input_layer_norm": True,
+            },
+        ],
+        "mlp": {"layer_sizes": [6], "final_layer_activation": True},
+        "use_parallel": True,
+        "embedding_layer_norm": True,
+        "normalize_mask_input": True,
+    },
 }
+#: How each model takes the 20 input features: a 2-D tensor (absent), or a
+#: list of fields of these widths.
+INPUTS = {"fields_every_option": [4, 6, 10]}
+
+
+def _inputs(name):
+    if name not in INPUTS:
+        return keras.Input((20,))
+    return [keras.Input((width,)) for width in INPUTS[name]]
+
+
+def _split(name, x):
+    """The (batch, 20) features `x` in the structure model `name` takes."""
+    if name not in INPUTS:
+        return x
+    return np.split(x, np.cumsum(INPUTS[name])[:-1], axis=-1)
 
 
 def save(root: pathlib.Path) -> dict:
@@ -57,16 +98,18 @@ def save(root: pathlib.Path) -> dict:
     x = rng.normal(size=(64, 20)).astype("float32")
     y = (x[:, :1] * x[:, 1:2] > 0).astype("float32")
     for name, config in CONFIGS.items():
-        inputs = keras.Input((20,))
+        inputs = _inputs(name)
         net = keras_masknet.MaskNet(**config)
         outputs = keras.layers.Dense(1, activation="sigmoid")(net(inputs))
         model = keras.Model(inputs, outputs)
         model.compile("adam", "binary_crossentropy")
         # Train briefly so that BatchNorm statistics and weights move.
-        model.fit(x, y, epochs=2, batch_size=16, verbose=0)
+        model.fit(_split(name, x), y, epochs=2, batch_size=16, verbose=0)
         model.save(out / f"{name}.keras")
         np.save(out / f"{name}_x.npy", x)
-        np.save(out / f"{name}_y.npy", model.predict(x, verbose=0))
+        np.save(
+            out / f"{name}_y.npy", model.predict(_split(name, x), verbose=0)
+        )
     return {"backend": BACKEND, "saved": sorted(CONFIGS)}
 
 
@@ -83,7 +126,9 @@ def load(root: pathlib.Path) -> dict:
             )
             x = np.load(root / source / f"{name}_x.npy")
             want = np.load(root / source / f"{name}_y.npy")
-            got = keras.ops.convert_to_numpy(model.predict(x, verbose=0))
+            got = keras.ops.convert_to_numpy(
+                model.predict(_split(name, x), verbose=0)
+            )
             errors[f"{source}->{BACKEND}/{name}"] = float(
                 np.max(np.abs(got - want))
             )

@@ -5,6 +5,8 @@ import pathlib
 import keras
 import numpy as np
 
+import keras_masknet
+
 DATA = pathlib.Path(__file__).parent / "data"
 REPO = pathlib.Path(__file__).parent.parent
 BACKEND = keras.backend.backend()
@@ -21,3 +23,56 @@ def relative_error(got, want) -> float:
 
 def to_numpy(x):
     return keras.ops.convert_to_numpy(x)
+
+
+# --------------------------------------------- tests/numpy_paper.py weights
+
+
+def _set(variable, value, assigned):
+    value = np.asarray(value, "float32")
+    assert tuple(variable.shape) == value.shape, (variable.path, value.shape)
+    variable.assign(value)
+    assigned.append(variable.path)
+
+
+def _set_norm(norm, p, assigned):
+    _set(norm.gamma, p["gamma"], assigned)
+    _set(norm.beta, p["beta"], assigned)
+
+
+def _assign_block(block, p, assigned):
+    if p["ln_in"] is not None:
+        _set_norm(block.input_norm, p["ln_in"], assigned)
+    if p["P"] is not None:
+        _set(block.mask_low_rank.kernel, p["P"], assigned)
+    _set(block.mask_aggregation.kernel, p["W1"], assigned)
+    _set(block.mask_aggregation.bias, p["b1"], assigned)
+    _set(block.mask_projection.kernel, p["W2"], assigned)
+    _set(block.mask_projection.bias, p["b2"], assigned)
+    _set(block.hidden.kernel, p["W"], assigned)
+    assert (block.hidden.bias is None) == (p["b"] is None)
+    if p["b"] is not None:
+        _set(block.hidden.bias, p["b"], assigned)
+    _set_norm(block.output_norm, p["ln"], assigned)
+
+
+def assign_paper_params(layer, params):
+    """Copy `tests/numpy_paper.py` parameters into a built MaskNet or
+    MaskBlock. Shapes must match, and every weight must receive one."""
+    assigned = []
+    if isinstance(layer, keras_masknet.MaskBlock):
+        _assign_block(layer, params, assigned)
+    else:
+        if params["ln_emb"] is not None:
+            assert len(layer.embedding_norms) == len(params["ln_emb"])
+            for norm, p in zip(layer.embedding_norms, params["ln_emb"]):
+                _set_norm(norm, p, assigned)
+        else:
+            assert layer.embedding_norms == []
+        for block, p in zip(layer.mask_block_layers, params["blocks"]):
+            _assign_block(block, p, assigned)
+        if params["mlp"]:
+            for dense, p in zip(layer.mlp_layer.dense_layers, params["mlp"]):
+                _set(dense.kernel, p["W"], assigned)
+                _set(dense.bias, p["b"], assigned)
+    assert sorted(assigned) == sorted(w.path for w in layer.weights)

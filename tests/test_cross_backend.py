@@ -49,7 +49,7 @@ def test_save_under_each_backend_and_load_under_each_other(
     errors = {}
     for backend in BACKENDS:
         errors.update(_run("load", backend, tmp_path, subprocess_env)["errors"])
-    # 3 sources x 2 targets x 2 models.
-    assert len(errors) == 12, errors
+    # 3 sources x 2 targets x 3 models (one on a list of field embeddings).
+    assert len(errors) == 18, errors
     worst = max(errors.values())
     assert worst <= 1e-6, errors

@@ -118,8 +118,9 @@ def test_use_parallel_must_be_a_bool():
         MaskNet([BLOCK], use_parallel="yes")
 
 
+# Rank 3 is field embeddings (batch, num_fields, dim): see test_variants.py.
 @pytest.mark.parametrize(
-    "shape", [(None, 3, 4), (None,)], ids=["rank 3", "rank 1"]
+    "shape", [(None, 2, 3, 4), (None,)], ids=["rank 4", "rank 1"]
 )
 def test_inputs_of_rank_other_than_2_fail_before_any_weight(shape):
     net = MaskNet([BLOCK], mlp={"layer_sizes": [3]})

@@ -6,9 +6,12 @@ in `__init__` and at the top of `build`, before any weight exists.
 """
 
 import math
+from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any
+
+import keras
 
 
 def check_positive_int(name: str, value: Any) -> int:
@@ -129,3 +132,59 @@ def check_rank2_shape(name: str, shape: Any, layer_name: str) -> tuple:
             f"known. Received: {name}.shape={shape}"
         )
     return shape
+
+
+def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
+    """Return `value` if it is one of the strings `choices`, else raise."""
+    if not isinstance(value, str):
+        raise TypeError(
+            f"`{name}` must be one of {list(choices)}. "
+            f"Received: {name}={value!r} of type {type(value).__name__}"
+        )
+    if value not in choices:
+        raise ValueError(
+            f"`{name}` must be one of {list(choices)}. "
+            f"Received: {name}={value!r}"
+        )
+    return value
+
+
+def _check_keras_object(name: str, value: Any, example: str, what: str) -> Any:
+    if isinstance(value, bool):
+        raise TypeError(
+            f"`{name}` must be a Keras {what} (a name such as {example!r}, a "
+            f"config dict or an instance). Received: {name}={value!r}"
+        )
+    try:
+        return getattr(keras, f"{what}s").get(value)
+    except (ValueError, TypeError) as error:
+        raise ValueError(
+            f"`{name}` must be a Keras {what} (a name such as {example!r}, a "
+            f"config dict or an instance). Received: {name}={value!r}"
+        ) from error
+
+
+def check_initializer(name: str, value: Any) -> Any:
+    """Return the Keras initializer for `value`, else raise naming `name`."""
+    return _check_keras_object(name, value, "glorot_uniform", "initializer")
+
+
+def check_regularizer(name: str, value: Any) -> Any:
+    """Return the Keras regularizer for `value` (`None`: none), else raise."""
+    return _check_keras_object(name, value, "l2", "regularizer")
+
+
+def check_activation(name: str, value: Any) -> Callable[..., Any]:
+    """Return the Keras activation function for `value` (`None`: linear)."""
+    if isinstance(value, bool):
+        raise TypeError(
+            f"`{name}` must be a Keras activation (a name such as 'relu', "
+            f"a callable, or None). Received: {name}={value!r}"
+        )
+    try:
+        return keras.activations.get(value)
+    except (ValueError, TypeError):
+        raise ValueError(
+            f"`{name}` must be a Keras activation (a name such as 'relu', "
+            f"a callable, or None). Received: {name}={value!r}"
+        ) from None

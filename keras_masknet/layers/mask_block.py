@@ -10,6 +10,9 @@ from keras_masknet.layers._utils import clone
 
 #: LayerNorm epsilon of the reference (PyTorch's default).
 LAYER_NORM_EPSILON = 1e-5
+#: What `reduction_factor` may multiply: the mask input's width (the
+#: reference) or the masked layer's width (the paper's r).
+REDUCTION_FACTOR_BASES = ("mask_input", "inputs")
 
 
 @keras.saving.register_keras_serializable(package="keras_masknet")
@@ -38,7 +41,29 @@ class MaskBlock(keras.layers.Layer):
     With `reduction_factor`, the aggregation width is
     `int(mask_input_dim * reduction_factor)`, truncated toward zero like the
     reference, and taken from the width of the MASK INPUT (which differs from
-    the masked layer's width in a serial MaskNet).
+    the masked layer's width in a serial MaskNet). With
+    `reduction_factor_base="inputs"` it is `int(input_dim * reduction_factor)`
+    instead: the paper's reduction ratio r, relative to the masked layer.
+
+    Options from the paper and other public implementations (each off by
+    default, so the defaults stay the reference's):
+
+    ```
+    mask   = W2 @ ReLU(W1 @ (P @ mask_input) + b1) + b2  # P: optional
+    output = Dropout(act(LayerNorm(W3 @ (net * mask) [+ b3])))
+    ```
+
+    - `output_activation`: `act` above, any Keras activation. The paper's
+      block is `ReLU(LN(W x))` (also FuxiCTR, EasyRec, TorchEasyRec).
+    - `reduction_factor_base="inputs"`: r relative to the masked layer
+      (the paper, FuxiCTR, TorchEasyRec).
+    - `dropout_rate`: dropout after the activation, only in training
+      (FuxiCTR's `net_dropout`).
+    - `use_hidden_bias=False`: no `b3`, as in the paper's equations
+      (FuxiCTR, EasyRec).
+    - `mask_projection_dim`: a bias-free projection `P` of that width before
+      the mask's first dense layer, making `W1 @ P` low-rank (EasyRec's
+      `projection_dim`); the aggregation width is computed as without it.
 
     Mixed precision: under a `mixed_float16` or `mixed_bfloat16` policy the
     dense layers and the product `net * mask` run in the low dtype, the weights
@@ -65,12 +90,33 @@ class MaskBlock(keras.layers.Layer):
             Defaults to `None`.
         bias_regularizer: optional regularizer for the dense biases.
             Defaults to `None`.
+        output_activation: activation applied after the output LayerNorm:
+            a name (`"relu"`), a Keras activation function, or `None` for
+            none. The paper uses `"relu"`. Defaults to `None` (the
+            reference).
+        reduction_factor_base: str. What `reduction_factor` multiplies:
+            `"mask_input"` (the mask input's width, the reference, EasyRec)
+            or `"inputs"` (the masked layer's width, the paper's r, FuxiCTR,
+            TorchEasyRec). Only valid with `reduction_factor`. Defaults to
+            `"mask_input"`.
+        dropout_rate: float in `[0, 1)`. Dropout after the output activation,
+            active only in training (FuxiCTR). Defaults to `0.0` (none).
+        use_hidden_bias: bool. Whether the hidden dense layer `W3` has a
+            bias. The paper's equations have none. Defaults to `True` (the
+            reference).
+        mask_projection_dim: int, optional. Width of a bias-free projection
+            of the mask input before the mask's first dense layer (EasyRec's
+            low-rank `projection_dim`). Defaults to `None` (none).
         **kwargs: other `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Call arguments:
         inputs: tensor of shape `(batch, input_dim)`: the layer to mask.
         mask_input: optional tensor of shape `(batch, mask_input_dim)` from
             which the mask is computed. Defaults to `inputs`.
+        training: bool. Whether dropout is active. Keras sets it in `fit`.
+        return_mask: bool. If `True`, return
+            `{"output": output, "mask": mask}`, where `mask` is the
+            instance-guided mask `(batch, input_dim)`. Defaults to `False`.
 
     Input shape:
         `inputs`: `(batch, input_dim)`; `mask_input`: `(batch, mask_input_dim)`.
@@ -94,11 +140,27 @@ class MaskBlock(keras.layers.Layer):
     features = np.random.rand(4, 30).astype("float32")
     y = block(x, mask_input=features)  # aggregation width int(30 * 0.5) == 15
     assert block.aggregation_width == 15
+
+    # The paper's block: r = 2 of the masked layer, no hidden bias, ReLU.
+    block = keras_masknet.MaskBlock(
+        output_size=8,
+        reduction_factor=2.0,
+        reduction_factor_base="inputs",
+        use_hidden_bias=False,
+        output_activation="relu",
+    )
+    out = block(x, mask_input=features, return_mask=True)
+    assert block.aggregation_width == 24  # int(12 * 2.0)
+    assert tuple(out["mask"].shape) == (4, 12)
     ```
 
     References:
         - [Wang et al., 2021, MaskNet](https://arxiv.org/abs/2102.07619).
         - Twitter's the-algorithm-ml, `projects/home/recap/model/mask_net.py`.
+        - FuxiCTR, `model_zoo/MaskNet/src/MaskNet.py` (dropout, bias-free).
+        - EasyRec, `easy_rec/python/layers/keras/mask_net.py`
+          (`projection_dim`).
+        - TorchEasyRec, `tzrec/modules/masknet.py`.
     """
 
     def __init__(
@@ -111,6 +173,11 @@ class MaskBlock(keras.layers.Layer):
         bias_initializer: Any = "zeros",
         kernel_regularizer: Any = None,
         bias_regularizer: Any = None,
+        output_activation: Any = None,
+        reduction_factor_base: str = "mask_input",
+        dropout_rate: float = 0.0,
+        use_hidden_bias: bool = True,
+        mask_projection_dim: int | None = None,
         **kwargs: Any,
     ) -> None:
         v.check_unknown_kwargs(type(self).__name__, kwargs)
@@ -134,30 +201,75 @@ class MaskBlock(keras.layers.Layer):
         self.input_layer_norm = v.check_bool(
             "input_layer_norm", input_layer_norm
         )
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
+        self.kernel_initializer = v.check_initializer(
+            "kernel_initializer", kernel_initializer
+        )
+        self.bias_initializer = v.check_initializer(
+            "bias_initializer", bias_initializer
+        )
+        self.kernel_regularizer = v.check_regularizer(
+            "kernel_regularizer", kernel_regularizer
+        )
+        self.bias_regularizer = v.check_regularizer(
+            "bias_regularizer", bias_regularizer
+        )
+        self.output_activation = v.check_activation(
+            "output_activation", output_activation
+        )
+        self.reduction_factor_base = v.check_choice(
+            "reduction_factor_base",
+            reduction_factor_base,
+            REDUCTION_FACTOR_BASES,
+        )
+        if reduction_factor_base != "mask_input" and reduction_factor is None:
+            raise ValueError(
+                "`reduction_factor_base` only applies with `reduction_factor`; "
+                "`aggregation_size` is an absolute width. Received: "
+                f"reduction_factor_base={reduction_factor_base!r}, "
+                f"aggregation_size={aggregation_size!r}"
+            )
+        self.dropout_rate = v.check_rate("dropout_rate", dropout_rate)
+        self.use_hidden_bias = v.check_bool("use_hidden_bias", use_hidden_bias)
+        self.mask_projection_dim = v.check_optional_positive_int(
+            "mask_projection_dim", mask_projection_dim
+        )
         self.supports_masking = False
+        self.dropout_layer = None
+        if self.dropout_rate > 0:
+            self.dropout_layer = keras.layers.Dropout(
+                self.dropout_rate, dtype=self.dtype_policy, name="dropout"
+            )
         # Set by build().
         self.input_dim: int | None = None
         self.mask_input_dim: int | None = None
         self.aggregation_width: int | None = None
 
-    def aggregation_width_for(self, mask_input_dim: int) -> int:
-        """The mask's hidden width for a mask input of `mask_input_dim`.
+    def aggregation_width_for(
+        self, mask_input_dim: int, input_dim: int | None = None
+    ) -> int:
+        """The mask's hidden width for the given input widths.
+
+        Args:
+            mask_input_dim: int. Width of the mask input.
+            input_dim: int, optional. Width of the masked layer (`inputs`);
+                used with `reduction_factor_base="inputs"`. Defaults to
+                `mask_input_dim` (the mask computed from the inputs).
 
         Raises:
             ValueError: if `reduction_factor` truncates the width to 0.
         """
         if self.aggregation_size is not None:
             return self.aggregation_size
-        width = int(mask_input_dim * self.reduction_factor)
+        if self.reduction_factor_base == "inputs":
+            base, what = input_dim or mask_input_dim, "masked layer (inputs)"
+        else:
+            base, what = mask_input_dim, "mask input"
+        width = int(base * self.reduction_factor)
         if width < 1:
             raise ValueError(
                 "`reduction_factor` gives an aggregation width of "
-                f"int({mask_input_dim} * {self.reduction_factor}) == {width} "
-                f"for a mask input of width {mask_input_dim}; it must be at "
+                f"int({base} * {self.reduction_factor}) == {width} "
+                f"for a {what} of width {base}; it must be at "
                 f"least 1. Received: reduction_factor={self.reduction_factor}"
             )
         return width
@@ -183,12 +295,15 @@ class MaskBlock(keras.layers.Layer):
         )
         input_dim = int(inputs_shape[-1])
         mask_input_dim = int(mask_input_shape[-1])
-        aggregation_width = self.aggregation_width_for(mask_input_dim)
+        aggregation_width = self.aggregation_width_for(
+            mask_input_dim, input_dim
+        )
 
         # Every check passed: only now create the sublayers and weights.
         self.input_dim = input_dim
         self.mask_input_dim = mask_input_dim
         self.aggregation_width = aggregation_width
+        batch = mask_input_shape[0]
         if self.input_layer_norm:
             self.input_norm = keras.layers.LayerNormalization(
                 epsilon=LAYER_NORM_EPSILON,
@@ -196,13 +311,24 @@ class MaskBlock(keras.layers.Layer):
                 name="input_layer_norm",
             )
             self.input_norm.build(inputs_shape)
+        aggregation_input_shape = mask_input_shape
+        if self.mask_projection_dim is not None:
+            self.mask_low_rank = self._dense(
+                self.mask_projection_dim,
+                name="mask_low_rank_projection",
+                use_bias=False,
+            )
+            self.mask_low_rank.build(mask_input_shape)
+            aggregation_input_shape = (batch, self.mask_projection_dim)
         self.mask_aggregation = self._dense(
             aggregation_width, name="mask_aggregation", activation="relu"
         )
-        self.mask_aggregation.build(mask_input_shape)
+        self.mask_aggregation.build(aggregation_input_shape)
         self.mask_projection = self._dense(input_dim, name="mask_projection")
-        self.mask_projection.build((mask_input_shape[0], aggregation_width))
-        self.hidden = self._dense(self.output_size, name="hidden")
+        self.mask_projection.build((batch, aggregation_width))
+        self.hidden = self._dense(
+            self.output_size, name="hidden", use_bias=self.use_hidden_bias
+        )
         self.hidden.build(inputs_shape)
         self.output_norm = keras.layers.LayerNormalization(
             epsilon=LAYER_NORM_EPSILON,
@@ -240,20 +366,52 @@ class MaskBlock(keras.layers.Layer):
 
     def compute_mask_values(self, mask_input: Any) -> Any:
         """The instance-guided mask for `mask_input`: `(batch, input_dim)`."""
+        if self.mask_projection_dim is not None:
+            mask_input = self.mask_low_rank(mask_input)
         return self.mask_projection(self.mask_aggregation(mask_input))
 
-    def call(self, inputs: Any, mask_input: Any = None) -> Any:
+    def call(
+        self,
+        inputs: Any,
+        mask_input: Any = None,
+        training: bool | None = None,
+        return_mask: bool = False,
+    ) -> Any:
         if mask_input is None:
             mask_input = inputs
         self._check_call_shapes(inputs, mask_input)
         net = self.input_norm(inputs) if self.input_layer_norm else inputs
         mask = self.compute_mask_values(mask_input)
-        return self.output_norm(self.hidden(ops.multiply(net, mask)))
+        output = self.output_norm(self.hidden(ops.multiply(net, mask)))
+        output = self.output_activation(output)
+        if self.dropout_layer is not None:
+            output = self.dropout_layer(output, training=training)
+        if return_mask:
+            return {"output": output, "mask": mask}
+        return output
 
     def compute_output_shape(
         self, inputs_shape: Any, mask_input_shape: Any = None
     ) -> tuple:
         return (tuple(inputs_shape)[0], self.output_size)
+
+    def compute_output_spec(
+        self,
+        inputs: Any,
+        mask_input: Any = None,
+        training: bool | None = None,
+        return_mask: bool = False,
+    ) -> Any:
+        batch = tuple(inputs.shape)[0]
+        output = keras.KerasTensor(
+            (batch, self.output_size), dtype=self.compute_dtype
+        )
+        if not return_mask:
+            return output
+        mask = keras.KerasTensor(
+            (batch, tuple(inputs.shape)[-1]), dtype=self.compute_dtype
+        )
+        return {"output": output, "mask": mask}
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
@@ -275,6 +433,13 @@ class MaskBlock(keras.layers.Layer):
                 "bias_regularizer": keras.regularizers.serialize(
                     self.bias_regularizer
                 ),
+                "output_activation": keras.activations.serialize(
+                    self.output_activation
+                ),
+                "reduction_factor_base": self.reduction_factor_base,
+                "dropout_rate": self.dropout_rate,
+                "use_hidden_bias": self.use_hidden_bias,
+                "mask_projection_dim": self.mask_projection_dim,
             }
         )
         return config

@@ -164,8 +164,12 @@ class MLP(keras.layers.Layer):
             "final_layer_activation",
             False if final_layer_activation is None else final_layer_activation,
         )
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.kernel_initializer = v.check_initializer(
+            "kernel_initializer", kernel_initializer
+        )
+        self.bias_initializer = v.check_initializer(
+            "bias_initializer", bias_initializer
+        )
 
         n = len(self.layer_sizes)
         self.dense_layers = [
