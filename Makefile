@@ -8,14 +8,24 @@ STAMP := $(VENV)/.installed
 BACKENDS := tensorflow jax torch
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONDONTWRITEBYTECODE := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# The oldest Keras that pyproject.toml allows, pinned with a JAX of its age in
+# requirements-oldest.txt: the layer tests also run there, in a venv of its
+# own that is made anew whenever that file changes. It is installed without
+# byte-compiling, and caches the bytecode of what the tests import in itself.
+OLDEST_VENV := .venvs/oldest-keras
+OLDEST_PY := $(OLDEST_VENV)/bin/python
+OLDEST_STAMP := $(OLDEST_VENV)/.installed
+OLDEST_TESTS := tests/test_mask_block.py tests/test_mlp.py \
+	tests/test_mask_net.py tests/test_reference.py
 
 .PHONY: install demo lint format test test-quick test-tensorflow test-jax \
-	test-torch clean
+	test-torch test-oldest dist docs serve-docs bench clean
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-docs.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q -r requirements.txt -r requirements-docs.txt
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
@@ -36,12 +46,22 @@ format: install
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
-## test: lint, then the whole suite once per backend (what CI runs)
+## test: lint, then the whole suite once per backend (what CI runs); the
+## tensorflow session also builds the docs strictly and opens them in chromium
 test: lint
 	@set -e; for backend in $(BACKENDS); do \
 		echo "=== KERAS_BACKEND=$$backend"; \
 		KERAS_BACKEND=$$backend $(PY) -m pytest -q; \
 	done
+	@$(MAKE) --no-print-directory test-oldest
+
+## docs: build the docs site into site/; any warning is an error
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
+
+## serve-docs: serve the docs on http://127.0.0.1:8000, rebuilt on each edit
+serve-docs: install
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs serve --dev-addr 127.0.0.1:8000
 
 ## test-quick: the fast tests on one backend (KERAS_BACKEND, default jax)
 test-quick: install
@@ -51,5 +71,33 @@ test-quick: install
 test-tensorflow test-jax test-torch: test-%: install
 	KERAS_BACKEND=$* $(PY) -m pytest -q
 
+$(OLDEST_STAMP): requirements-oldest.txt pyproject.toml
+	@if ! cmp -s requirements-oldest.txt $(OLDEST_VENV)/requirements.txt; \
+	then rm -rf $(OLDEST_VENV) && $(PYTHON) -m venv $(OLDEST_VENV); fi
+	$(OLDEST_PY) -m pip install -q --no-compile -r requirements-oldest.txt -e .
+	cp requirements-oldest.txt $(OLDEST_VENV)/requirements.txt
+	touch $@
+
+## test-oldest: the layer tests against the oldest supported Keras (jax)
+test-oldest: $(OLDEST_STAMP)
+	@echo "=== oldest Keras: $$(grep '^keras==' requirements-oldest.txt)"
+	KERAS_BACKEND=jax PYTHONDONTWRITEBYTECODE= \
+		PYTHONPYCACHEPREFIX=$(OLDEST_VENV)/pycache \
+		$(OLDEST_PY) -m pytest -q $(OLDEST_TESTS)
+
+## dist: build the sdist and the wheel into dist/, then `twine check` them
+dist: install
+	rm -rf dist
+	$(PY) -m build --outdir dist .
+	$(PY) -m twine check --strict dist/*
+
+## bench: keras-masknet against the reference PyTorch implementation on
+## this machine (never part of `make test`); prints the table and writes
+## docs/benchmarks/. Shorter: make bench BENCH_ARGS="--quick"
+bench: install
+	$(PY) -m pip install -q -r benchmarks/requirements.txt
+	$(PY) benchmarks/run.py $(BENCH_ARGS)
+
 clean:
-	rm -rf $(VENV) build dist site *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venvs build dist site *.egg-info .pytest_cache \
+		.ruff_cache

@@ -3,12 +3,32 @@
 import json
 import os
 
+import hypothesis
 import keras
 import numpy as np
 import pytest
 
 from tests.helpers import DATA
 from tests.helpers import REPO
+
+# Hypothesis profiles (tests/test_properties.py): "ci", the default, keeps
+# `make test` short; KERAS_MASKNET_HYPOTHESIS_PROFILE=thorough runs 20 times
+# as many examples. Examples build and train layers: no deadline.
+hypothesis.settings.register_profile(
+    "ci",
+    max_examples=10,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[hypothesis.HealthCheck.too_slow],
+)
+hypothesis.settings.register_profile(
+    "thorough",
+    parent=hypothesis.settings.get_profile("ci"),
+    max_examples=200,
+)
+hypothesis.settings.load_profile(
+    os.environ.get("KERAS_MASKNET_HYPOTHESIS_PROFILE", "ci")
+)
 
 
 @pytest.fixture(scope="session")

@@ -6,9 +6,13 @@ import math
 import numpy as np
 import pytest
 
+from keras_masknet.data import RAW_CATEGORICAL_COLUMNS
+from keras_masknet.data import RAW_NUMERIC_COLUMNS
 from keras_masknet.data import ClickData
+from keras_masknet.data import RawClickData
 from keras_masknet.data import best_auc
 from keras_masknet.data import make_click_data
+from keras_masknet.data import make_raw_click_data
 from keras_masknet.data import roc_auc
 
 
@@ -344,3 +348,157 @@ def test_best_auc_is_the_auc_of_the_true_probability():
         scale=0.2, size=test.probability.shape
     )
     assert best_auc(test) > roc_auc(test.y, noisy)
+
+
+# make_raw_click_data ---------------------------------------------------------
+
+RAW_COLUMNS = list(RAW_CATEGORICAL_COLUMNS) + list(RAW_NUMERIC_COLUMNS)
+
+
+def _raw_design(features: dict) -> np.ndarray:
+    """One-hot string columns and the documented numeric z-scores."""
+    parts = [np.ones((len(features["site"]), 1))]
+    for name in RAW_CATEGORICAL_COLUMNS:
+        # One column per value present, but the first (the baseline).
+        _, index = np.unique(features[name], return_inverse=True)
+        parts.append(np.eye(index.max() + 1)[index.ravel()][:, 1:])
+    f = {k: features[k].astype(np.float64) for k in RAW_NUMERIC_COLUMNS}
+    parts.append(
+        np.stack(
+            [
+                np.log(f["bid_price"] / 1.5) / 0.75,
+                (f["user_age"] - 40.0) / 13.0,
+                (3.3 - f["ad_position"]) / 2.8,
+                (np.log(f["session_minutes"]) - 2.0) / 0.8,
+            ],
+            axis=1,
+        )
+    )
+    return np.concatenate(parts, axis=1)
+
+
+def test_raw_columns_dtypes_and_values():
+    data = make_raw_click_data(3000, seed=2)
+    assert isinstance(data, RawClickData)
+    assert list(data.features) == RAW_COLUMNS
+    for name, size in RAW_CATEGORICAL_COLUMNS.items():
+        column = data.features[name]
+        assert column.shape == (3000,) and column.dtype.kind == "U"
+        allowed = {f"{name}_{k}" for k in range(size)}
+        assert set(column.tolist()) <= allowed
+    assert len(set(data.features["device_type"].tolist())) == 4
+    for name in RAW_NUMERIC_COLUMNS:
+        column = data.features[name]
+        assert column.shape == (3000,) and column.dtype == np.float32
+        assert np.all(np.isfinite(column))
+    assert np.all(data.features["bid_price"] > 0)
+    age = data.features["user_age"]
+    assert age.min() >= 18 and age.max() <= 90 and np.all(age == np.round(age))
+    position = data.features["ad_position"]
+    assert set(np.unique(position).tolist()) <= set(range(1, 11))
+    assert data.y.shape == data.probability.shape == (3000, 1)
+    assert set(np.unique(data.y).tolist()) == {0.0, 1.0}
+
+
+def test_raw_values_are_zipf_like():
+    ad_id = make_raw_click_data(20000, seed=0).features["ad_id"]
+    _, counts = np.unique(ad_id, return_counts=True)
+    assert counts.max() > 50 * np.median(counts)  # a few frequent ads
+    assert len(counts) < 1000  # and rare ones a split can miss
+
+
+def test_raw_same_seed_same_data():
+    a = make_raw_click_data(1000, seed=3)
+    b = make_raw_click_data(1000, seed=3)
+    c = make_raw_click_data(1000, seed=4)
+    for name in RAW_COLUMNS:
+        np.testing.assert_array_equal(a.features[name], b.features[name])
+    np.testing.assert_array_equal(a.probability, b.probability)
+    assert not np.array_equal(a.probability, c.probability)
+
+
+@pytest.mark.parametrize("base_rate", [0.2, 0.05])
+def test_raw_base_rate_and_calibration(base_rate):
+    data = make_raw_click_data(20000, base_rate=base_rate, seed=1)
+    p, y = data.probability.ravel(), data.y.ravel()
+    assert float(np.mean(p)) == pytest.approx(base_rate, abs=1e-4)
+    assert float(np.mean(y)) == pytest.approx(base_rate, abs=0.015)
+    edges = np.quantile(p, np.linspace(0, 1, 6))
+    for low, high in zip(edges[:-1], edges[1:]):
+        chosen = (p >= low) & (p < high)
+        assert np.mean(y[chosen]) == pytest.approx(np.mean(p[chosen]), abs=0.03)
+
+
+def test_raw_logit_without_interactions_is_additive_as_documented():
+    """With no planted pair, the logit is exactly linear in the one-hot
+    string values and the documented numeric z-scores."""
+    data = make_raw_click_data(3000, num_interactions=0, seed=5)
+    design = _raw_design(data.features)
+    p = data.probability.ravel()
+    keep = (p > 1e-4) & (p < 1 - 1e-4)
+    logit = _logit(p)
+    coefficients, *_ = np.linalg.lstsq(design[keep], logit[keep], rcond=None)
+    np.testing.assert_allclose(
+        design[keep] @ coefficients, logit[keep], atol=2e-3
+    )
+
+
+def test_raw_planted_interactions_are_not_additive():
+    data = make_raw_click_data(3000, seed=5)
+    design = _raw_design(data.features)
+    logit = _logit(data.probability.ravel())
+    coefficients, *_ = np.linalg.lstsq(design, logit, rcond=None)
+    residual = logit - design @ coefficients
+    # The interaction term has a standard deviation of about 2.
+    assert np.std(residual) > 0.8
+
+
+def test_raw_best_auc_and_the_interactions_share():
+    data = make_raw_click_data(20000, seed=0)
+    best = roc_auc(data.y, data.probability)
+    assert 0.82 < best < 0.93
+    linear = make_raw_click_data(20000, num_interactions=0, seed=0)
+    assert roc_auc(linear.y, linear.probability) < best - 0.1
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        (
+            {"num_samples": 0},
+            ValueError,
+            "`num_samples` must be a positive integer. Received: num_samples=0",
+        ),
+        (
+            {"num_interactions": 46},
+            ValueError,
+            "`num_interactions` must be at most 45, the number of pairs of "
+            "the 10 columns. Received: num_interactions=46",
+        ),
+        (
+            {"latent_dim": 0},
+            ValueError,
+            "`latent_dim` must be a positive integer. Received: latent_dim=0",
+        ),
+        (
+            {"seed": 1.5},
+            TypeError,
+            "`seed` must be a non-negative integer. "
+            "Received: seed=1.5 of type float",
+        ),
+        (
+            {"interaction_strength": -1.0},
+            ValueError,
+            "`interaction_strength` must be a non-negative finite number.",
+        ),
+        (
+            {"base_rate": 1.5},
+            ValueError,
+            "`base_rate` must be a number in (0, 1). Received: base_rate=1.5",
+        ),
+    ],
+)
+def test_raw_invalid_arguments(kwargs, error, message):
+    with pytest.raises(error) as info:
+        make_raw_click_data(**kwargs)
+    assert message in str(info.value)

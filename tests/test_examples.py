@@ -45,3 +45,78 @@ def test_example_runs_and_learns(script, args, tmp_path, subprocess_env):
     assert auc > 0.6, log
     assert auc <= best + 0.02, log
     assert output.is_file()
+
+
+def _run_example(script, args, tmp_path, subprocess_env):
+    """Runs `examples/<script> args` on this backend; returns (rc, out, log)."""
+    env = dict(subprocess_env, KERAS_BACKEND=BACKEND)
+    result = subprocess.run(
+        [sys.executable, str(REPO / "examples" / script)] + args,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    log = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr[-5000:]}"
+    return result.returncode, result.stdout, log
+
+
+#: The lines the CTR example prints for each of its two models.
+CTR_LINE = re.compile(
+    r"^(MaskNet|DNN) +Test AUC: ([0-9.]+) \(best achievable: ([0-9.]+)\), "
+    r"log loss: ([0-9.]+) \(best achievable: ([0-9.]+)\)",
+    re.M,
+)
+
+
+@pytest.mark.slow
+def test_ctr_end_to_end_trains_both_models_and_saves(tmp_path, subprocess_env):
+    output = tmp_path / "ctr.keras"
+    # 20000 samples: 14000 to train (27 batches of 512), 2000 to validate.
+    args = ["--samples", "20000", "--epochs", "3", "--output", str(output)]
+    rc, out, log = _run_example(
+        "ctr_end_to_end.py", args, tmp_path, subprocess_env
+    )
+    assert rc == 0, log
+    assert f"backend: {BACKEND}" in out, log
+    results = {m.group(1): m.groups()[1:] for m in CTR_LINE.finditer(out)}
+    print("".join(m.group(0) + "\n" for m in CTR_LINE.finditer(out)))
+    assert set(results) == {"MaskNet", "DNN"}, log
+    for auc, best_auc, loss, best_loss in results.values():
+        auc, best_auc = float(auc), float(best_auc)
+        loss, best_loss = float(loss), float(best_loss)
+        assert 0.65 < auc <= best_auc + 0.02, log
+        assert best_loss - 0.02 <= loss < 0.5, log  # 0.5: 20% clicks, no skill
+    # The model and its preprocessing are saved and reload to the same
+    # predictions (the script exits with 1 otherwise).
+    assert output.is_file()
+    assert (tmp_path / "ctr.feature_space.keras").is_file()
+    assert "Saved and reloaded" in out, log
+    serving = tmp_path / "ctr.serving.keras"
+    if BACKEND == "tensorflow":
+        assert serving.is_file(), log
+        assert "takes the raw columns and predicts the same" in out, log
+    else:
+        assert not serving.exists()
+        assert "Keras models take string inputs only on the TensorFlow" in out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", [[], ["--serial"]], ids=["parallel", "serial"])
+def test_migrate_from_reference_matches(mode, tmp_path, subprocess_env):
+    output = tmp_path / "migrated.keras"
+    rc, out, log = _run_example(
+        "migrate_from_reference.py",
+        mode + ["--output", str(output)],
+        tmp_path,
+        subprocess_env,
+    )
+    assert rc == 0, log
+    assert f"backend: {BACKEND}" in out, log
+    match = re.search(r"forward pass: ([0-9.e+-]+)", out)
+    assert match is not None and float(match.group(1)) < 2e-5, log
+    assert "the migration is exact" in out, log
+    kind = "serial" if mode else "parallel"
+    assert f"Built {kind} MaskNet" in out, log
+    assert output.is_file()

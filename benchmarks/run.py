@@ -1,0 +1,595 @@
+"""keras-masknet against the reference: `make bench` or
+`python benchmarks/run.py [--quick] [--workloads ...] [--contenders ...]`.
+
+Runs every contender in a process of its own (`worker.py`), one after the
+other, then writes `docs/benchmarks/index.md` (the table and the targets),
+`results.json` and `chart.png`, and prints the table. `--from-json` renders
+an earlier `results.json` again without running anything.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+
+from workloads import BATCH  # noqa: E402
+from workloads import CONTENDERS  # noqa: E402
+from workloads import DEFAULT_CONTENDERS  # noqa: E402
+from workloads import GEMM_SHAPE  # noqa: E402
+from workloads import WORKLOADS  # noqa: E402
+from workloads import forward_flops  # noqa: E402
+from workloads import train_flops  # noqa: E402
+
+OUT_DIR = os.path.join(REPO, "docs", "benchmarks")
+#: `--quick`: the small workloads, the four float32 contenders.
+QUICK_CONTENDERS = ["reference", "tensorflow", "jax", "torch"]
+QUICK_WORKLOADS = ["paper-parallel", "paper-serial"]
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def cpu_flags() -> list[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = line.split(":", 1)[1].split()
+                    return sorted(
+                        f for f in flags if f.startswith(("avx", "amx", "fma"))
+                    )
+    except OSError:
+        pass
+    return []
+
+
+def run_contender(
+    name: str, workloads: list[str], repeats: int, timeout: int
+) -> dict[str, Any]:
+    fd, path = tempfile.mkstemp(suffix=".json")
+    os.close(fd)
+    cmd = [
+        sys.executable,
+        os.path.join(HERE, "worker.py"),
+        "--contender",
+        name,
+        "--workloads",
+        ",".join(workloads),
+        "--repeats",
+        str(repeats),
+        "--out",
+        path,
+    ]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONWARNINGS="ignore")
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run(
+            cmd, env=env, timeout=timeout, stderr=subprocess.PIPE, text=True
+        )
+        if proc.returncode != 0:
+            return {"error": proc.stderr[-2000:]}
+        with open(path) as f:
+            return json.load(f)
+    except subprocess.TimeoutExpired:
+        # The workloads it finished are in the file (worker.py writes it
+        # after each one).
+        out = {"error": f"timed out after {timeout} s"}
+        if os.path.getsize(path):
+            with open(path) as f:
+                out.update(json.load(f))
+        return out
+    finally:
+        os.unlink(path)
+        print(
+            f"  {name}: {time.perf_counter() - start:.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+# --- derived figures ------------------------------------------------------
+
+
+def gemm_yardstick(results: dict[str, Any]) -> dict[str, Any]:
+    """The fastest framework's float32 (and bfloat16) GEMM rate."""
+    best: dict[str, Any] = {}
+    for res in results.values():
+        for fw, rates in res.get("gemm", {}).items():
+            for dtype, rate in rates.items():
+                cur = best.get(dtype)
+                if cur is None or rate["median_gflops"] > cur["gflops"]:
+                    best[dtype] = {
+                        "gflops": rate["median_gflops"],
+                        "framework": fw,
+                    }
+    return best
+
+
+def serving(res: dict[str, Any]) -> dict[str, Any]:
+    """The faster inference path (predict_on_batch or a direct call)."""
+    paths = {"predict_on_batch": res["infer"]}
+    if "infer_direct" in res:
+        paths["direct"] = res["infer_direct"]
+    name = max(paths, key=lambda p: paths[p]["median_samples_per_s"])
+    out = {"infer_path": name, "infer": paths[name]["median_samples_per_s"]}
+    lat = res.get("latency")
+    if lat:
+        for batch in ("1", "32"):
+            best = min(lat, key=lambda p: lat[p][batch]["p50_ms"])
+            out[f"p50_{batch}"] = lat[best][batch]["p50_ms"]
+            out[f"p50_{batch}_path"] = best
+    return out
+
+
+def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    gemm = gemm_yardstick(results).get("float32", {}).get("gflops")
+    out = []
+    for workload in WORKLOADS:
+        ref = results.get("reference", {}).get("workloads", {}).get(workload)
+        ref16 = (
+            results.get("reference-bf16", {}).get("workloads", {}).get(workload)
+        )
+        for name, res in results.items():
+            wl = res.get("workloads", {}).get(workload)
+            if wl is None:
+                continue
+            bf16 = CONTENDERS[name].get("precision") == "bfloat16"
+            base = ref16 if bf16 and ref16 is not None else ref
+            train = wl["train"]["median_samples_per_s"]
+            row: dict[str, Any] = {
+                "workload": workload,
+                "contender": name,
+                "precision": "bfloat16" if bf16 else "float32",
+                "train": train,
+                "n": len(wl["train"]["seconds"]),
+                "train_best": wl["train"]["best_samples_per_s"],
+                "gflops": train * train_flops(workload) / 1e9,
+                "memory_mib": wl["memory"]["growth_mib"],
+                "jit_compile": wl.get("jit_compile"),
+                "vs": "reference-bf16"
+                if base is ref16 and bf16
+                else "reference",
+            }
+            row["gemm_fraction"] = row["gflops"] / gemm if gemm else None
+            row.update(serving(wl))
+            row["infer_gflops"] = row["infer"] * forward_flops(workload) / 1e9
+            for key in ("bf16_max_abs_diff", "fused_max_abs_diff"):
+                if key in wl:
+                    row[key] = wl[key]
+            if base is not None:
+                bs = serving(base)
+                row["train_x"] = train / base["train"]["median_samples_per_s"]
+                row["infer_x"] = row["infer"] / bs["infer"]
+                for b in ("1", "32"):
+                    if f"p50_{b}" in row and f"p50_{b}" in bs:
+                        # > 1 means faster (lower latency) than the reference.
+                        row[f"p50_{b}_x"] = bs[f"p50_{b}"] / row[f"p50_{b}"]
+                ref_mem = max(base["memory"]["growth_mib"], 1.0)
+                row["memory_x"] = row["memory_mib"] / ref_mem
+            out.append(row)
+    return out
+
+
+# --- targets --------------------------------------------------------------
+
+
+def targets(table: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    """(target, "met"/"NOT met"/"not measured", figures) for each target."""
+    by = {(r["workload"], r["contender"]): r for r in table}
+    out = []
+    # 1. every backend >= 1.0x the reference in training, every workload:
+    # a backend counts with its best float32 mode (default or compiled).
+    modes = {
+        "tensorflow": ["tensorflow", "tensorflow-xla"],
+        "jax": ["jax"],
+        "torch": ["torch", "torch-compile"],
+    }
+    figures, ok, seen = [], True, False
+    for workload in WORKLOADS:
+        for backend, names in modes.items():
+            xs = [
+                (by[(workload, n)]["train_x"], n)
+                for n in names
+                if (workload, n) in by and "train_x" in by[(workload, n)]
+            ]
+            if not xs:
+                continue
+            seen = True
+            x, n = max(xs)
+            ok &= x >= 1.0
+            figures.append(f"{workload}/{n} {x:.2f}x")
+    out.append(
+        (
+            "1. training >= 1.0x the reference, every backend and workload",
+            ("met" if ok else "NOT met") if seen else "not measured",
+            ", ".join(figures),
+        )
+    )
+    # 2. recap: the best backend >= 90% of the float32 GEMM rate.
+    recap = [
+        r
+        for r in table
+        if r["workload"] == "recap"
+        and r["precision"] == "float32"
+        and not r["contender"].startswith("reference")
+        and "fused" not in r["contender"]
+        and r["gemm_fraction"] is not None
+    ]
+    if recap:
+        best = max(recap, key=lambda r: r["gemm_fraction"])
+        out.append(
+            (
+                "2. recap: best backend >= 90% of the float32 GEMM rate",
+                "met" if best["gemm_fraction"] >= 0.9 else "NOT met",
+                f"{best['contender']} {100 * best['gemm_fraction']:.0f}%",
+            )
+        )
+    else:
+        out.append(("2. recap GEMM fraction", "not measured", ""))
+    # 3. mixed_bfloat16: every backend >= the reference under autocast.
+    figures, ok, seen = [], True, False
+    for backend in modes:
+        names = [f"{backend}-bf16", f"{backend}-xla-bf16"]
+        xs = [
+            (by[("recap", n)]["train_x"], n)
+            for n in names
+            if ("recap", n) in by and "train_x" in by[("recap", n)]
+        ]
+        if not xs:
+            continue
+        seen = True
+        x, n = max(xs)
+        ok &= x >= 1.0
+        diff = by[("recap", n)].get("bf16_max_abs_diff")
+        figures.append(f"{n} {x:.2f}x (max |p - p_f32| {diff:.1e})")
+    ref16 = by.get(("recap", "reference-bf16"))
+    if ref16 and "train_x" in ref16:
+        figures.append(
+            f"reference-bf16 vs reference f32: {ref16['train_x']:.2f}x"
+        )
+    out.append(
+        (
+            "3. recap, mixed_bfloat16: every backend >= reference-bf16",
+            ("met" if ok else "NOT met") if seen else "not measured",
+            "; ".join(figures),
+        )
+    )
+    # 4. paper-parallel latency at batch 1 and 32 <= the reference's, on at
+    # least one backend.
+    cand = [
+        r
+        for r in table
+        if r["workload"] == "paper-parallel"
+        and r["precision"] == "float32"
+        and not r["contender"].startswith("reference")
+        and "fused" not in r["contender"]
+        and "p50_1_x" in r
+        and "p50_32_x" in r
+    ]
+    good = [r for r in cand if r["p50_1_x"] >= 1.0 and r["p50_32_x"] >= 1.0]
+    if cand:
+        best = max(cand, key=lambda r: min(r["p50_1_x"], r["p50_32_x"]))
+        pick = good[0] if good else best
+        out.append(
+            (
+                "4. paper-parallel latency (b=1, 32) <= reference, one backend",
+                "met" if good else "NOT met",
+                f"{pick['contender']} via {pick['p50_1_path']}: "
+                f"b1 {pick['p50_1']:.2f} ms ({pick['p50_1_x']:.2f}x), "
+                f"b32 {pick['p50_32']:.2f} ms ({pick['p50_32_x']:.2f}x)",
+            )
+        )
+    else:
+        out.append(("4. serving latency", "not measured", ""))
+    # 5. recap memory growth <= 1.2x the reference's (float32).
+    mem = [
+        r
+        for r in table
+        if r["workload"] == "recap"
+        and r["contender"] in ("tensorflow", "tensorflow-xla", "jax", "torch")
+        and "memory_x" in r
+    ]
+    if mem:
+        figures = [
+            f"{r['contender']} {r['memory_mib']:.0f} MiB ({r['memory_x']:.2f}x)"
+            for r in mem
+        ]
+        ok = all(r["memory_x"] <= 1.2 for r in mem)
+        out.append(
+            (
+                "5. recap memory growth <= 1.2x the reference's",
+                "met" if ok else "NOT met",
+                ", ".join(figures),
+            )
+        )
+    else:
+        out.append(("5. recap memory growth", "not measured", ""))
+    return out
+
+
+# --- output ---------------------------------------------------------------
+
+
+def fmt(value: Any, spec: str = ".0f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    table = doc["table"]
+    gemm = doc["gemm"]
+    lines = [
+        "| workload | contender | n | train samples/s (median / best) | x ref "
+        "| % of GEMM | infer samples/s @1024 | x ref | p50 b=1 ms | x ref "
+        "| p50 b=32 ms | x ref | train mem growth MiB | x ref |",
+        "|---" * 14 + "|",
+    ]
+    for r in table:
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    r["workload"],
+                    r["contender"],
+                    str(r["n"]),
+                    f"{fmt(r['train'])} / {fmt(r['train_best'])}",
+                    fmt(r.get("train_x"), ".2f"),
+                    fmt(
+                        None
+                        if r["gemm_fraction"] is None
+                        else 100 * r["gemm_fraction"]
+                    ),
+                    f"{fmt(r['infer'])} ({r['infer_path']})",
+                    fmt(r.get("infer_x"), ".2f"),
+                    fmt(r.get("p50_1"), ".2f"),
+                    fmt(r.get("p50_1_x"), ".2f"),
+                    fmt(r.get("p50_32"), ".2f"),
+                    fmt(r.get("p50_32_x"), ".2f"),
+                    fmt(r["memory_mib"]),
+                    fmt(r.get("memory_x"), ".2f"),
+                ]
+            )
+            + " |"
+        )
+    g32 = gemm.get("float32", {})
+    g16 = gemm.get("bfloat16", {})
+    lines += [
+        "",
+        f"float32 GEMM {GEMM_SHAPE[0]}x{GEMM_SHAPE[1]}x{GEMM_SHAPE[2]}: "
+        f"{fmt(g32.get('gflops'), '.1f')} GFLOP/s ({g32.get('framework')}, "
+        "fastest median of the frameworks); bfloat16: "
+        f"{fmt(g16.get('gflops'), '.1f')} GFLOP/s ({g16.get('framework')}).",
+    ]
+    for name, res in doc["results"].items():
+        for fw, rates in res.get("gemm", {}).items():
+            parts = [
+                f"{dt} {r['median_gflops']:.1f} (best {r['best_gflops']:.1f})"
+                for dt, r in rates.items()
+            ]
+            lines.append(f"- GEMM in {fw} ({name}): " + ", ".join(parts))
+    lines += ["", "| target | status | figures |", "|---|---|---|"]
+    for name, status, figures in doc["targets"]:
+        lines.append(f"| {name} | {status} | {figures} |")
+    extra = [
+        f"- {r['contender']} ({r['workload']}): {k} = {r[k]:.2e}"
+        for r in table
+        for k in ("bf16_max_abs_diff", "fused_max_abs_diff")
+        if k in r
+    ]
+    if extra:
+        lines += ["", "Outputs against float32 keras-masknet:", *extra]
+    errors = [
+        f"- {n}: {res['error'].strip().splitlines()[-1]}"
+        for n, res in doc["results"].items()
+        if "error" in res
+    ]
+    if errors:
+        lines += ["", "Contenders that failed:", *errors]
+    return "\n".join(lines)
+
+
+def page(doc: dict[str, Any]) -> str:
+    m = doc["machine"]
+    bf16 = "yes" if {"avx512_bf16", "amx_bf16"} & set(m["flags"]) else "none"
+    return f"""# Benchmarks
+
+keras-masknet against the reference (a PyTorch eager implementation written
+from the reference's description, `tests/reference_torch.py`), on the
+machine below. Rerun with `make bench` (`python benchmarks/run.py --help`
+for shorter runs); how it measures, and what was tried, is in
+`benchmarks/NOTES.md` in the repository.
+
+- Machine: {m["cpu"]}, {m["cores"]} cores ({", ".join(m["flags"])}),
+  Python {m["python"]}; {m["date"]}; run took {m["wall_seconds"]:.0f} s.
+  bfloat16 units (`avx512_bf16` or `amx_bf16` in /proc/cpuinfo): {bf16}.
+- Load average (1 min) at start / end: {m["load_start"]:.1f} /
+  {m["load_end"]:.1f}. Above the core count means other work shared the
+  cores while this ran: the figures are then noisy, and only the ratios
+  measured side by side in one run mean much.
+- Batch {BATCH}; training is `model.fit` on in-memory NumPy data (Adam,
+  binary cross-entropy), one process per contender, default thread
+  settings; the reference is a plain PyTorch loop (Adam, `BCELoss`), in
+  float32 and under `torch.autocast("cpu", dtype=torch.bfloat16)`.
+  Medians of `n` timed repeats after warm-up (a repeat: 1 step of 1024 at
+  `recap`, 8 steps at the paper workloads).
+- `x ref`: the ratio to the reference (bfloat16 rows: to the reference
+  under bfloat16 autocast); for latency, above 1 is faster. `% of GEMM`:
+  the training FLOP rate (3x the forward FLOPs of the dense layers) as a
+  fraction of the fastest float32 GEMM at the dominant shape. The serving
+  path of each row is the faster of `predict_on_batch` and a direct
+  compiled call (`tf.function`, `jax.jit` of `stateless_call`, or the
+  module under `torch.inference_mode()`).
+- Contenders: `tensorflow` is `jit_compile="auto"`, which Keras resolves
+  to no XLA on a CPU-only machine; `tensorflow-xla` is `jit_compile=True`;
+  `jax` always compiles with XLA; `torch` is eager (Keras' default) and
+  `torch-compile` is `jit_compile=True` (torch.compile); `-bf16` is the
+  `mixed_bfloat16` policy; `-fused` is the prototype of the parallel blocks
+  on stacked weights (`benchmarks/fused.py`), not part of the package.
+
+![training throughput relative to the reference](chart.png)
+
+{markdown(doc)}
+
+## GPU
+
+The GPU figures are missing: no GPU was available when this was run.
+`benchmarks/gpu_check.sh` is the prepared script that measures them on one
+NVIDIA H100 or H200 (JAX and PyTorch backends).
+"""
+
+
+def chart(doc: dict[str, Any], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table = [r for r in doc["table"] if "train_x" in r]
+    workloads = [w for w in WORKLOADS if any(r["workload"] == w for r in table)]
+    names = [n for n in CONTENDERS if any(r["contender"] == n for r in table)]
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    width = 0.8 / max(len(names), 1)
+    for i, name in enumerate(names):
+        xs, ys = [], []
+        for j, w in enumerate(workloads):
+            for r in table:
+                if r["workload"] == w and r["contender"] == name:
+                    xs.append(j + i * width)
+                    ys.append(r["train_x"])
+        ax.bar(xs, ys, width, label=name)
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(workloads))])
+    ax.set_xticklabels(workloads)
+    ax.set_ylabel("training samples/s, x the reference")
+    ax.set_title(
+        f"keras-masknet vs the reference, {doc['machine']['cores']}-core CPU"
+        " (bf16 rows vs the reference under autocast)"
+    )
+    ax.legend(fontsize=7, ncol=3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def render(doc: dict[str, Any], out_dir: str) -> None:
+    doc["table"] = rows(doc["results"])
+    doc["gemm"] = gemm_yardstick(doc["results"])
+    doc["targets"] = targets(doc["table"])
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "results.json"), "w") as f:
+        json.dump(doc, f, indent=1)
+    with open(os.path.join(out_dir, "index.md"), "w") as f:
+        f.write(page(doc))
+    try:
+        chart(doc, os.path.join(out_dir, "chart.png"))
+    except ImportError:
+        print("matplotlib is missing: no chart", file=sys.stderr)
+    print(markdown(doc))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--workloads", help="comma-separated; default all")
+    parser.add_argument(
+        "--contenders",
+        help="comma-separated; default: "
+        + ",".join(DEFAULT_CONTENDERS)
+        + "; 'all' adds "
+        + ",".join(c for c in CONTENDERS if c not in DEFAULT_CONTENDERS),
+    )
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="paper workloads, reference/tensorflow/jax/torch, 3 repeats",
+    )
+    parser.add_argument("--timeout", type=int, default=600, help="per worker")
+    parser.add_argument(
+        "--budget",
+        type=int,
+        default=720,
+        help="seconds for all workers (default 720, so that `make bench` "
+        "with its set-up stays under 15 minutes); contenders it leaves out "
+        "are reported as skipped",
+    )
+    parser.add_argument("--out-dir", default=OUT_DIR)
+    parser.add_argument("--from-json", help="re-render a results.json")
+    args = parser.parse_args()
+    if args.from_json:
+        with open(args.from_json) as f:
+            doc = json.load(f)
+        render(doc, args.out_dir)
+        return
+    workloads = list(WORKLOADS)
+    contenders = list(DEFAULT_CONTENDERS)
+    repeats = args.repeats
+    if args.quick:
+        workloads, contenders, repeats = QUICK_WORKLOADS, QUICK_CONTENDERS, 3
+    if args.workloads:
+        workloads = args.workloads.split(",")
+    if args.contenders == "all":
+        contenders = list(CONTENDERS)
+    elif args.contenders:
+        contenders = args.contenders.split(",")
+    for name in contenders:
+        if name not in CONTENDERS:
+            parser.error(f"unknown contender {name!r}: {list(CONTENDERS)}")
+    for name in workloads:
+        if name not in WORKLOADS:
+            parser.error(f"unknown workload {name!r}: {list(WORKLOADS)}")
+    if "reference" not in contenders:
+        contenders.insert(0, "reference")
+    start = time.perf_counter()
+    load_start = os.getloadavg()[0]
+    results = {}
+    for name in contenders:
+        wanted = CONTENDERS[name].get("workloads") or list(WORKLOADS)
+        mine = [w for w in workloads if w in wanted]
+        left = int(args.budget - (time.perf_counter() - start))
+        if not mine:
+            continue
+        if left < 30:
+            results[name] = {"error": "skipped: over the time budget"}
+            continue
+        timeout = min(args.timeout, left)
+        results[name] = run_contender(name, mine, repeats, timeout)
+    doc = {
+        "machine": {
+            "cpu": cpu_name(),
+            "cores": os.cpu_count(),
+            "flags": cpu_flags(),
+            "python": platform.python_version(),
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime(
+                "%Y-%m-%d %H:%M UTC"
+            ),
+            "load_start": load_start,
+            "load_end": os.getloadavg()[0],
+            "wall_seconds": time.perf_counter() - start,
+        },
+        "repeats": repeats,
+        "budget_seconds": args.budget,
+        "workloads": workloads,
+        "results": results,
+    }
+    render(doc, args.out_dir)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""Determinism: the same seed builds the same weights and trains to the same
+result, bit for bit, on the same backend (CPU).
+
+The conditions (docs/reliability.md): `keras.utils.set_random_seed(seed)`
+before the model is built; on TensorFlow also
+`tf.config.experimental.enable_op_determinism()`; a fixed or seeded batch
+order. Training runs in fresh subprocesses (tests/interruption_worker.py),
+so nothing but the seed is shared between the two runs.
+"""
+
+import json
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import keras_masknet
+from tests.helpers import BACKEND
+from tests.helpers import REPO
+from tests.helpers import to_numpy
+
+CONFIG = {
+    "mask_blocks": [
+        {
+            "output_size": 8,
+            "reduction_factor": 0.5,
+            "input_layer_norm": True,
+            "mask_projection_dim": 3,
+        },
+        {"output_size": 6, "aggregation_size": 5, "dropout_rate": 0.1},
+    ],
+    "mlp": {"layer_sizes": [8, 4], "batch_norm": {}, "dropout": {}},
+    "embedding_layer_norm": True,
+}
+
+
+def _initial_weights(seed):
+    keras.utils.set_random_seed(seed)
+    net = keras_masknet.MaskNet(**CONFIG)
+    net.build((None, 12))
+    return [to_numpy(w) for w in net.weights]
+
+
+def test_the_same_seed_builds_the_same_weights():
+    first, second = _initial_weights(3), _initial_weights(3)
+    assert len(first) == len(second) > 0
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
+    other = _initial_weights(4)
+    assert any(not np.array_equal(a, b) for a, b in zip(first, other))
+
+
+def _train(directory, seed, env):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.interruption_worker",
+            "full",
+            str(directory),
+            "--seed",
+            str(seed),
+        ],
+        cwd=REPO,
+        env={**env, "KERAS_BACKEND": BACKEND},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    weights = {}
+    for stage in ("initial", "final"):
+        with np.load(directory / f"full_{stage}.npz") as f:
+            weights[stage] = [f[f"arr_{i}"] for i in range(len(f.files))]
+    return result, weights
+
+
+@pytest.mark.slow
+def test_two_processes_with_the_same_seed_train_to_identical_weights(
+    tmp_path, subprocess_env
+):
+    result_a, a = _train(tmp_path / "a", 11, subprocess_env)
+    result_b, b = _train(tmp_path / "b", 11, subprocess_env)
+    for stage in ("initial", "final"):
+        assert len(a[stage]) == len(b[stage]) > 0
+        for x, y in zip(a[stage], b[stage]):
+            np.testing.assert_array_equal(x, y)
+    assert result_a["loss"] == result_b["loss"]
+    # Training changed the weights, so equal final weights mean something.
+    assert any(
+        not np.array_equal(x, y) for x, y in zip(a["initial"], a["final"])
+    )

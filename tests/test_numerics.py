@@ -1,0 +1,235 @@
+"""Numerics at the edges: degenerate and extreme inputs, NaN and Inf.
+
+- All-zero inputs, constant inputs (a LayerNorm of a constant vector has
+  zero variance), inputs of magnitude 1e4 and 1e-6 in float32 and
+  `mixed_bfloat16`, unit-scale inputs in `mixed_float16`: outputs and
+  gradients are finite, in training and in inference.
+- A NaN or Inf in one input row makes that row's output non-finite and
+  leaves every other row exactly as it was, in inference; in training a
+  BatchNorm in the MLP spreads it to the whole batch (documented in
+  keras_masknet/callbacks.py and docs/reliability.md).
+- `NonFiniteCheck` stops training on it, naming the batch.
+"""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_masknet import MaskNet
+from keras_masknet import NonFiniteCheck
+from keras_masknet import NonFiniteError
+from keras_masknet import assert_finite
+from tests.autodiff import outputs_and_gradients
+from tests.helpers import to_numpy
+
+WIDTH = 24
+BATCH = 8
+CONFIGS = {
+    # The reference's block, one with an input LayerNorm; MLP with ReLU.
+    "parallel reference blocks": {
+        "mask_blocks": [
+            {"output_size": 16, "aggregation_size": 32},
+            {
+                "output_size": 8,
+                "reduction_factor": 0.5,
+                "input_layer_norm": True,
+            },
+        ],
+        "mlp": {"layer_sizes": [16, 8], "final_layer_activation": True},
+        "use_parallel": True,
+    },
+    # The paper's block and per-field LayerNorm, a low-rank mask, in series.
+    "serial paper blocks": {
+        "mask_blocks": [
+            {
+                "output_size": 16,
+                "reduction_factor": 2.0,
+                "reduction_factor_base": "inputs",
+                "use_hidden_bias": False,
+                "output_activation": "relu",
+                "mask_projection_dim": 4,
+            }
+        ]
+        * 3,
+        "embedding_layer_norm": True,
+        "normalize_mask_input": True,
+    },
+    # BatchNorm and dropout in the MLP, dropout in the blocks.
+    "batch norm and dropout": {
+        "mask_blocks": [
+            {"output_size": 12, "aggregation_size": 12, "dropout_rate": 0.2}
+        ]
+        * 2,
+        "mlp": {
+            "layer_sizes": [16, 4],
+            "batch_norm": {"affine": True, "momentum": 0.1},
+            "dropout": {"rate": 0.2},
+        },
+        "use_parallel": True,
+    },
+}
+
+
+def _uniform(scale, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.uniform(-1, 1, size=(BATCH, WIDTH)) * scale).astype("float32")
+
+
+INPUTS = {
+    "all zeros": lambda: np.zeros((BATCH, WIDTH), "float32"),
+    "one constant": lambda: np.full((BATCH, WIDTH), 3.5, "float32"),
+    "a constant per row": lambda: np.repeat(
+        np.linspace(-5, 5, BATCH, dtype="float32")[:, None], WIDTH, axis=1
+    ),
+    "magnitude 1e4": lambda: _uniform(1e4),
+    "magnitude 1e-6": lambda: _uniform(1e-6),
+    "unit scale": lambda: _uniform(1.0),
+}
+CASES = [
+    (policy, inputs)
+    for policy in ("float32", "mixed_bfloat16")
+    for inputs in INPUTS
+    if inputs != "unit scale"
+] + [("mixed_float16", "unit scale"), ("mixed_float16", "all zeros")]
+
+
+def _randomize(layer, seed=0):
+    """Random weights everywhere, biases and offsets included (zero biases
+    would make the output of a zero input trivially zero)."""
+    rng = np.random.default_rng(seed)
+    for w in layer.weights:
+        value = rng.normal(0, 0.3, size=w.shape)
+        if w.path.endswith(("gamma", "moving_variance")):
+            value = 1 + np.abs(value)
+        w.assign(value.astype("float32"))
+
+
+def _assert_finite(arrays, what):
+    for i, a in enumerate(keras.tree.flatten(arrays)):
+        assert np.isfinite(np.asarray(a, "float32")).all(), f"{what}[{i}]"
+
+
+@pytest.mark.parametrize("config", list(CONFIGS))
+@pytest.mark.parametrize(
+    "policy, inputs", CASES, ids=[f"{i} in {p}" for p, i in CASES]
+)
+def test_outputs_and_gradients_are_finite_for(config, policy, inputs):
+    keras.config.set_dtype_policy(policy)
+    net = MaskNet(**CONFIGS[config])
+    x = INPUTS[inputs]()
+    net.build(x.shape)
+    _randomize(net)
+    for training in (True, False):
+        out, weight_grads, input_grads = outputs_and_gradients(
+            net, {"inputs": x}, training=training
+        )
+        _assert_finite([out], f"output, {training=}")
+        _assert_finite(weight_grads, f"weight gradients, {training=}")
+        _assert_finite(input_grads, f"input gradients, {training=}")
+
+
+def test_layer_norm_of_a_constant_vector_is_its_offset():
+    # Zero variance: (x - mean) / sqrt(0 + eps) == 0, so the output is beta.
+    net = MaskNet(
+        mask_blocks=[
+            {"output_size": 6, "aggregation_size": 5, "input_layer_norm": True}
+        ],
+        embedding_layer_norm=True,
+    )
+    x = np.full((3, WIDTH), 7.0, "float32")
+    net.build(x.shape)
+    rng = np.random.default_rng(0)
+    beta = rng.normal(size=(WIDTH,)).astype("float32")
+    net.embedding_norms[0].beta.assign(beta)
+    got = to_numpy(net.embedding_norms[0](x))
+    # Exact on torch; Keras computes x * inv + (beta - mean * inv) on some
+    # backends, with inv = 1 / sqrt(eps) ~ 316: the cancellation of
+    # 7 * 316 costs float32 about 3e-4 there.
+    np.testing.assert_allclose(got, np.broadcast_to(beta, x.shape), atol=1e-3)
+    assert np.isfinite(to_numpy(net(x))).all()
+
+
+# ----------------------------------------------------------- NaN and Inf
+
+BAD_VALUES = {"NaN": np.nan, "+Inf": np.inf, "-Inf": -np.inf}
+
+
+@pytest.mark.parametrize("config", list(CONFIGS))
+@pytest.mark.parametrize("bad", list(BAD_VALUES))
+def test_in_inference_a_non_finite_input_row_spoils_only_that_row(config, bad):
+    net = MaskNet(**CONFIGS[config])
+    x = _uniform(1.0, seed=1)
+    clean = to_numpy(net(x, training=False))
+    row = 5
+    x[row, 3] = BAD_VALUES[bad]
+    y = to_numpy(net(x, training=False))
+    assert not np.isfinite(y[row]).any(), y[row]
+    others = np.arange(BATCH) != row
+    np.testing.assert_array_equal(y[others], clean[others])
+
+
+def test_in_inference_a_nan_field_spoils_only_its_row():
+    # Field embeddings (a list), each normalized on its own.
+    net = MaskNet(**CONFIGS["serial paper blocks"])
+    rng = np.random.default_rng(2)
+    fields = [rng.normal(size=(BATCH, d)).astype("float32") for d in (3, 5)]
+    clean = to_numpy(net(fields, training=False))
+    fields[1][2, 4] = np.nan
+    y = to_numpy(net(fields, training=False))
+    assert not np.isfinite(y[2]).any()
+    np.testing.assert_array_equal(np.delete(y, 2, 0), np.delete(clean, 2, 0))
+
+
+def test_in_training_batch_norm_spreads_a_nan_row_to_the_whole_batch():
+    net = MaskNet(**CONFIGS["batch norm and dropout"])
+    x = _uniform(1.0, seed=3)
+    x[1, 0] = np.nan
+    y = to_numpy(net(x, training=True))
+    assert not np.isfinite(y).any()
+    # ... and into the moving statistics, which inference then uses.
+    moving = [w for w in net.weights if "moving" in w.path]
+    assert moving
+    assert all(not np.isfinite(to_numpy(w)).all() for w in moving)
+    clean = _uniform(1.0, seed=4)
+    assert not np.isfinite(to_numpy(net(clean, training=False))).any()
+
+
+def test_in_training_without_batch_norm_a_nan_row_stays_in_its_row():
+    net = MaskNet(**CONFIGS["parallel reference blocks"])
+    x = _uniform(1.0, seed=5)
+    x[6, 2] = np.nan
+    y = to_numpy(net(x, training=True))
+    assert not np.isfinite(y[6]).any()
+    assert np.isfinite(np.delete(y, 6, 0)).all()
+
+
+def _model(config):
+    inputs = keras.Input((WIDTH,))
+    net = MaskNet(**CONFIGS[config])
+    model = keras.Model(inputs, keras.layers.Dense(1)(net(inputs)))
+    model.compile("sgd", "mse")
+    return model
+
+
+def test_non_finite_check_stops_training_at_the_first_nan_batch():
+    model = _model("batch norm and dropout")
+    x = np.concatenate([_uniform(1.0, seed=s) for s in range(4)])
+    x[2 * BATCH + 3, 7] = np.nan  # a row of batch 2
+    y = np.ones((len(x), 1), "float32")
+    with pytest.raises(NonFiniteError, match=rf"rows \[{2 * BATCH + 3}\]"):
+        assert_finite(x)  # the data check finds it before training ...
+    with pytest.raises(NonFiniteError, match="epoch 0, batch 2") as error:
+        model.fit(
+            x,
+            y,
+            batch_size=BATCH,
+            epochs=2,
+            shuffle=False,
+            callbacks=[NonFiniteCheck()],
+            verbose=0,
+        )
+    # ... and the callback in training, naming the loss and the weights.
+    assert (error.value.epoch, error.value.batch) == (0, 2)
+    assert np.isnan(error.value.logs["loss"])
+    assert any("moving_variance" in w for w in error.value.weights)
+    assert any("kernel" in w for w in error.value.weights)
