@@ -18,6 +18,10 @@ quietly. `NonFiniteCheck` looks at everything `fit` logs and at every weight
 and optimizer variable, names the batch and the offending variables, and
 raises `NonFiniteError` (or stops training with a warning).
 `assert_finite` checks data before it reaches the model.
+
+`ReseedEachEpoch` makes dropout repeatable across an interruption: with it,
+a run resumed by `keras.callbacks.BackupAndRestore` ends with the weights of
+the uninterrupted run (docs/reliability.md lists the other conditions).
 """
 
 import hashlib
@@ -353,7 +357,11 @@ class ReseedEachEpoch(keras.callbacks.Callback):
     other weights. This callback sets every seed state of the model, at the
     start of every epoch, to a value computed from `seed`, the epoch and
     the state's position in the model: each epoch's masks then depend only
-    on those, whether the run was interrupted or not.
+    on those, whether the run was interrupted or not. It also calls
+    `keras.utils.set_random_seed` with a seed computed from `seed` and the
+    epoch, since some backends' dropout (PyTorch's) draws from the global
+    generators: Python's, NumPy's and the backend's global random state are
+    reset at every epoch too.
 
     Put it in `fit`'s callbacks next to `BackupAndRestore`, with the same
     `seed` in every run. Like any seed, it gives identical results only with
@@ -407,13 +415,17 @@ class ReseedEachEpoch(keras.callbacks.Callback):
             == "seed_generator_state"
         ]
 
+    def _derived_seed(self, *parts: int) -> int:
+        # 31 bits: every backend's seed dtype holds it.
+        key = "/".join(str(p) for p in (self.seed, *parts)).encode()
+        return int.from_bytes(hashlib.sha256(key).digest()[:4], "big") >> 1
+
     def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+        # The global generators (Python, NumPy, the backend's): torch's
+        # unseeded dropout draws from torch's.
+        keras.utils.set_random_seed(self._derived_seed(epoch))
         for index, variable in enumerate(self.seed_states()):
-            # Any 31-bit value works (every backend's seed dtype holds it);
-            # the counter, the second entry, starts at 0 every epoch.
-            key = f"{self.seed}/{epoch}/{index}".encode()
-            mixed = int.from_bytes(hashlib.sha256(key).digest()[:4], "big")
-            mixed &= 0x7FFFFFFF
+            # The seed, then the counter (the second entry), from 0.
             value = np.zeros(tuple(variable.shape), "int64")
-            value.reshape(-1)[0] = mixed
+            value.reshape(-1)[0] = self._derived_seed(epoch, index)
             variable.assign(value.astype(variable.dtype))

@@ -21,11 +21,11 @@ def _loss(outputs, weights):
     return total
 
 
-def _loss_weights(layer, args, training):
+def _loss_weights(layer, args, training, options):
     specs = keras.tree.map_structure(
         lambda x: keras.KerasTensor(x.shape, dtype="float32"), args
     )
-    outputs = layer.compute_output_spec(**specs, training=training)
+    outputs = layer.compute_output_spec(**specs, training=training, **options)
     rng = np.random.default_rng(0)
     return [
         rng.normal(size=tuple(o.shape)).astype("float32")
@@ -33,11 +33,13 @@ def _loss_weights(layer, args, training):
     ]
 
 
-def outputs_and_gradients(layer, args, training=True):
-    """Call `layer(**args, training=training)`; return `(outputs,
-    weight_gradients, input_gradients)` as NumPy float32 arrays.
+def outputs_and_gradients(layer, args, training=True, **options):
+    """Call `layer(**args, training=training, **options)`; return
+    `(outputs, weight_gradients, input_gradients)` as NumPy float32 arrays.
 
-    `args` maps call argument names to arrays (or lists of arrays).
+    `args` maps call argument names to arrays (or lists of arrays);
+    `options` are other call arguments (`return_masks=True`, ...). The loss
+    is a fixed random weighting of every output.
     `weight_gradients` follow `layer.trainable_variables` (zeros for a
     variable the output does not depend on); `input_gradients` follow
     `keras.tree.flatten(args)`.
@@ -45,12 +47,13 @@ def outputs_and_gradients(layer, args, training=True):
     args = keras.tree.map_structure(lambda x: np.asarray(x, "float32"), args)
     if not layer.built:
         layer(**args, training=training)
-    weights = _loss_weights(layer, args, training)
+    weights = _loss_weights(layer, args, training, options)
     flat = keras.tree.flatten(args)
     variables = layer.trainable_variables
 
     def call(xs):
-        return layer(**keras.tree.pack_sequence_as(args, xs), training=training)
+        inputs = keras.tree.pack_sequence_as(args, xs)
+        return layer(**inputs, training=training, **options)
 
     if BACKEND == "tensorflow":
         import tensorflow as tf
@@ -72,6 +75,7 @@ def outputs_and_gradients(layer, args, training=True):
                 non_trainable,
                 **keras.tree.pack_sequence_as(args, xs),
                 training=training,
+                **options,
             )
             return _loss(y, weights), y
 

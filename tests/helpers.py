@@ -4,6 +4,7 @@ import pathlib
 
 import keras
 import numpy as np
+import pytest
 
 import keras_masknet
 
@@ -23,6 +24,20 @@ def relative_error(got, want) -> float:
 
 def to_numpy(x):
     return keras.ops.convert_to_numpy(x)
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(".")[:3])
+
+
+def requires_keras(version: str, why: str):
+    """Skip a test on Keras older than `version`, saying why. For tests that
+    the oldest-Keras run (`make test-oldest`) cannot pass because Keras
+    itself lacks something the test uses, not the layers."""
+    return pytest.mark.skipif(
+        _version(keras.version()) < _version(version),
+        reason=f"needs Keras >= {version}: {why}",
+    )
 
 
 # --------------------------------------------- tests/numpy_paper.py weights

@@ -1,6 +1,6 @@
 """Child process of test_interruption.py and test_determinism.py.
 
-    python -m tests.interruption_worker full DIR [--seed N] [--dropout]
+    python -m tests.interruption_worker full DIR [--seed N]
     python -m tests.interruption_worker interrupt DIR --kill-at EPOCH:BATCH
     python -m tests.interruption_worker resume DIR
 
@@ -11,7 +11,8 @@ the conditions that make training repeatable (see docs/reliability.md):
   TensorFlow `tf.config.experimental.enable_op_determinism()`;
 - a fixed batch order (`shuffle=False`): `BackupAndRestore` restarts the
   interrupted epoch, which must then see the same batches again;
-- no dropout, unless `--dropout` (used only to show what breaks).
+- no dropout (with dropout, `keras_masknet.ReseedEachEpoch` is needed too:
+  test_interruption.py checks that in-process).
 
 `full` trains without interruption. `interrupt` trains with
 `keras.callbacks.BackupAndRestore(DIR/backup)` and, after batch BATCH of
@@ -75,13 +76,9 @@ def data() -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def build_model(dropout: bool = False) -> keras.Model:
-    config = json.loads(json.dumps(CONFIG))
-    if dropout:
-        for block in config["mask_blocks"]:
-            block["dropout_rate"] = 0.2
+def build_model() -> keras.Model:
     inputs = keras.Input((NUM_FEATURES,))
-    net = keras_masknet.MaskNet(**config)
+    net = keras_masknet.MaskNet(**CONFIG)
     outputs = keras.layers.Dense(1, activation="sigmoid")(net(inputs))
     model = keras.Model(inputs, outputs)
     model.compile(keras.optimizers.Adam(1e-2), "binary_crossentropy")
@@ -134,14 +131,13 @@ def main(argv: list[str]) -> dict:
     parser.add_argument("mode", choices=["full", "interrupt", "resume"])
     parser.add_argument("dir", type=pathlib.Path)
     parser.add_argument("--kill-at", default="2:3")
-    parser.add_argument("--dropout", action="store_true")
     parser.add_argument("--seed", type=int, default=SEED)
     args = parser.parse_args(argv)
     args.dir.mkdir(parents=True, exist_ok=True)
 
     make_deterministic(args.seed)
     x, y = data()
-    model = build_model(dropout=args.dropout)
+    model = build_model()
     _save(args.dir / f"{args.mode}_initial.npz", model.get_weights())
     first = FirstEpoch()
     callbacks = [first]

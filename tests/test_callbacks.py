@@ -10,6 +10,7 @@ import pytest
 from keras_masknet import MaskNet
 from keras_masknet import NonFiniteCheck
 from keras_masknet import NonFiniteError
+from keras_masknet import ReseedEachEpoch
 from keras_masknet import assert_finite
 from keras_masknet import non_finite_variables
 
@@ -38,7 +39,7 @@ def _model():
         mlp={"layer_sizes": [4, 2], "batch_norm": {}},
     )
     model = keras.Model(inputs, keras.layers.Dense(1)(net(inputs)))
-    model.compile("sgd", "mse")
+    model.compile("sgd", "mse", jit_compile=False)
     return model
 
 
@@ -178,3 +179,58 @@ def test_assert_finite_checks_low_precision_tensors():
     with pytest.raises(NonFiniteError) as error:
         assert_finite(x)
     assert error.value.rows == [1]
+
+
+@pytest.mark.parametrize(
+    "seed, error", [(-1, ValueError), (1.5, TypeError), (True, TypeError)]
+)
+def test_reseed_each_epoch_wants_a_non_negative_int(seed, error):
+    with pytest.raises(error, match=f"seed={seed}"):
+        ReseedEachEpoch(seed)
+
+
+class _Record(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.states = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.states.append(
+            [
+                keras.ops.convert_to_numpy(v)
+                for v in self.model.variables
+                if v.path.endswith("seed_generator_state")
+            ]
+        )
+
+
+def test_reseed_each_epoch_sets_seed_states_from_seed_and_epoch():
+    def run(seed, initial_epoch=0):
+        inputs = keras.Input((6,))
+        net = MaskNet(
+            mask_blocks=[
+                {"output_size": 4, "aggregation_size": 4, "dropout_rate": 0.5}
+            ]
+            * 2,
+            mlp={"layer_sizes": [4, 2], "dropout": {"rate": 0.5}},
+        )
+        model = keras.Model(inputs, net(inputs))
+        model.compile("sgd", "mse", jit_compile=False)
+        reseed, record = ReseedEachEpoch(seed), _Record()
+        model.fit(
+            np.ones((8, 6)),
+            np.ones((8, 2)),
+            epochs=3,
+            initial_epoch=initial_epoch,
+            callbacks=[reseed, record],
+            verbose=0,
+        )
+        assert len(reseed.seed_states()) == 3  # 2 blocks, 1 MLP dropout
+        return record.states
+
+    first, again, other = run(5), run(5), run(6)
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+    # Epochs differ, and an epoch's states do not depend on where fit began.
+    assert not np.array_equal(first[0], first[1])
+    np.testing.assert_array_equal(run(5, initial_epoch=2)[0], first[2])

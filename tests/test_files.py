@@ -65,7 +65,7 @@ def saved(tmp_path_factory):
     model = keras.Model(
         inputs, keras.layers.Dense(1, activation="sigmoid")(net(inputs))
     )
-    model.compile("adam", "binary_crossentropy")
+    model.compile("adam", "binary_crossentropy", jit_compile=False)
     rng = np.random.default_rng(0)
     x = rng.normal(size=(32, WIDTH)).astype("float32")
     model.fit(x, (x[:, :1] > 0).astype("float32"), batch_size=16, verbose=0)

@@ -129,7 +129,18 @@ def _own_arguments(cls):
     }
 
 
+def _call_options(cls):
+    return {
+        p.name
+        for p in inspect.signature(cls.call).parameters.values()
+        if p.name not in ("self", "inputs", "training")
+    }
+
+
 def test_strategies_cover_every_option():
+    assert _call_options(MaskNet) == {"return_shared_layer", "return_masks"}
+    assert _call_options(MaskBlock) == {"mask_input", "return_mask"}
+    assert _call_options(MLP) == set()
     assert _own_arguments(MaskBlock) == set(BLOCK_OPTIONS) | set(
         BLOCK_WIDTH_OPTIONS
     )
@@ -260,10 +271,37 @@ def _save_and_load(model):
 # ------------------------------------------------------------ valid cases
 
 
-@given(case=mask_net_cases())
+#: MaskNet's call options besides `inputs` and `training`.
+MASK_NET_CALL_OPTIONS = st.fixed_dictionaries(
+    {},
+    optional={
+        "return_shared_layer": st.booleans(),
+        "return_masks": st.booleans(),
+    },
+)
+
+
+def _want_shapes(net, batch, options):
+    """The output structure `net(..., **options)` must have, as shapes."""
+    output = (batch, net.output_size)
+    if not (options.get("return_shared_layer") or options.get("return_masks")):
+        return output
+    want = {"output": output}
+    if options.get("return_shared_layer"):
+        want["shared_layer"] = (batch, net.blocks_output_size)
+    if options.get("return_masks"):
+        want["masks"] = [(batch, w) for w in net.masked_widths()]
+    return want
+
+
+def _shapes(structure):
+    return keras.tree.map_structure(lambda t: tuple(t.shape), structure)
+
+
+@given(case=mask_net_cases(), options=MASK_NET_CALL_OPTIONS)
 @_examples(1.0, BACKEND_COST)
 def test_any_valid_mask_net_has_right_shapes_finite_values_and_round_trips(
-    case,
+    case, options
 ):
     config, kind, field_dims, batch, seed = case
     note(f"config={config!r} kind={kind} field_dims={field_dims} batch={batch}")
@@ -271,29 +309,29 @@ def test_any_valid_mask_net_has_right_shapes_finite_values_and_round_trips(
     net = MaskNet(**config)
     x, shape, symbolic = _inputs(kind, field_dims, batch, seed)
 
-    symbolic_out = net(symbolic)
-    want_shape = (batch, net.output_size)
-    assert net.compute_output_shape(shape) == want_shape
-    assert tuple(symbolic_out.shape) == (None, net.output_size)
-    y = to_numpy(net(x, training=False))
-    assert y.shape == want_shape
-    _assert_finite(y, "inference output")
+    symbolic_out = net(symbolic, **options)
+    assert net.compute_output_shape(shape) == (batch, net.output_size)
+    want = _want_shapes(net, batch, options)
+    assert _shapes(symbolic_out) == _want_shapes(net, None, options)
+    y = net(x, training=False, **options)
+    assert _shapes(y) == want
+    _assert_finite(keras.tree.map_structure(to_numpy, y), "inference output")
 
     for training in (True, False):
         out, weight_grads, input_grads = outputs_and_gradients(
-            net, {"inputs": x}, training=training
+            net, {"inputs": x}, training=training, **options
         )
-        assert out.shape == want_shape
+        assert _shapes(out) == want
         _assert_finite(out, f"output (training={training})")
         _assert_finite(weight_grads, f"weight gradients ({training=})")
         _assert_finite(input_grads, f"input gradients ({training=})")
-    y = to_numpy(net(x, training=False))  # BatchNorm statistics moved
+    y = net(x, training=False, **options)  # BatchNorm statistics moved
 
     clone = MaskNet.from_config(net.get_config())
     assert clone.get_config() == net.get_config()
     clone(x, training=False)
     clone.set_weights(net.get_weights())
-    _assert_identical(clone(x, training=False), y)
+    _assert_identical(clone(x, training=False, **options), y)
 
     model = keras.Model(symbolic, symbolic_out)
     loaded = _save_and_load(model)
