@@ -17,8 +17,7 @@ OLDEST_VENV := .venvs/oldest-keras
 OLDEST_PY := $(OLDEST_VENV)/bin/python
 OLDEST_STAMP := $(OLDEST_VENV)/.installed
 OLDEST_TESTS := tests/test_mask_block.py tests/test_mlp.py \
-	tests/test_mask_net.py tests/test_reference.py tests/test_variants.py \
-	tests/test_mixed_precision.py
+	tests/test_mask_net.py tests/test_reference.py tests/test_variants.py
 
 .PHONY: install demo lint format test test-quick test-tensorflow test-jax \
 	test-torch test-oldest dist docs serve-docs bench clean
