@@ -25,8 +25,9 @@ from tests.helpers import to_numpy
 WIDTH = 24
 BATCH = 8
 CONFIGS = {
-    # The reference's block, one with an input LayerNorm; MLP with ReLU.
-    "parallel reference blocks": {
+    # The reference's block, one with an input LayerNorm; an MLP with
+    # BatchNorm, dropout and a final ReLU.
+    "parallel, reference blocks, batch norm": {
         "mask_blocks": [
             {"output_size": 16, "aggregation_size": 32},
             {
@@ -35,11 +36,17 @@ CONFIGS = {
                 "input_layer_norm": True,
             },
         ],
-        "mlp": {"layer_sizes": [16, 8], "final_layer_activation": True},
+        "mlp": {
+            "layer_sizes": [16, 8],
+            "batch_norm": {"affine": True, "momentum": 0.1},
+            "dropout": {"rate": 0.2},
+            "final_layer_activation": True,
+        },
         "use_parallel": True,
     },
-    # The paper's block and per-field LayerNorm, a low-rank mask, in series.
-    "serial paper blocks": {
+    # The paper's block and per-field LayerNorm, a low-rank mask, block
+    # dropout, in series; no MLP.
+    "serial, paper blocks": {
         "mask_blocks": [
             {
                 "output_size": 16,
@@ -48,26 +55,16 @@ CONFIGS = {
                 "use_hidden_bias": False,
                 "output_activation": "relu",
                 "mask_projection_dim": 4,
+                "dropout_rate": 0.2,
             }
         ]
         * 3,
         "embedding_layer_norm": True,
         "normalize_mask_input": True,
     },
-    # BatchNorm and dropout in the MLP, dropout in the blocks.
-    "batch norm and dropout": {
-        "mask_blocks": [
-            {"output_size": 12, "aggregation_size": 12, "dropout_rate": 0.2}
-        ]
-        * 2,
-        "mlp": {
-            "layer_sizes": [16, 4],
-            "batch_norm": {"affine": True, "momentum": 0.1},
-            "dropout": {"rate": 0.2},
-        },
-        "use_parallel": True,
-    },
 }
+WITH_BATCH_NORM = "parallel, reference blocks, batch norm"
+WITHOUT_BATCH_NORM = "serial, paper blocks"
 
 
 def _uniform(scale, seed=0):
@@ -90,7 +87,11 @@ CASES = [
     for policy in ("float32", "mixed_bfloat16")
     for inputs in INPUTS
     if inputs != "unit scale"
-] + [("mixed_float16", "unit scale"), ("mixed_float16", "all zeros")]
+] + [("mixed_float16", "unit scale")]
+# Not in float16: a batch of identical rows (all zeros, say). BatchNorm then
+# sees zero variance, and the backward pass through each zero-variance
+# normalization multiplies gradients by up to 1 / sqrt(1e-5) ~ 316: input
+# gradients can overflow float16 (docs/reliability.md says so).
 
 
 def _randomize(layer, seed=0):
@@ -170,7 +171,7 @@ def test_in_inference_a_non_finite_input_row_spoils_only_that_row(config, bad):
 
 def test_in_inference_a_nan_field_spoils_only_its_row():
     # Field embeddings (a list), each normalized on its own.
-    net = MaskNet(**CONFIGS["serial paper blocks"])
+    net = MaskNet(**CONFIGS[WITHOUT_BATCH_NORM])
     rng = np.random.default_rng(2)
     fields = [rng.normal(size=(BATCH, d)).astype("float32") for d in (3, 5)]
     clean = to_numpy(net(fields, training=False))
@@ -181,7 +182,7 @@ def test_in_inference_a_nan_field_spoils_only_its_row():
 
 
 def test_in_training_batch_norm_spreads_a_nan_row_to_the_whole_batch():
-    net = MaskNet(**CONFIGS["batch norm and dropout"])
+    net = MaskNet(**CONFIGS[WITH_BATCH_NORM])
     x = _uniform(1.0, seed=3)
     x[1, 0] = np.nan
     y = to_numpy(net(x, training=True))
@@ -195,11 +196,12 @@ def test_in_training_batch_norm_spreads_a_nan_row_to_the_whole_batch():
 
 
 def test_in_training_without_batch_norm_a_nan_row_stays_in_its_row():
-    net = MaskNet(**CONFIGS["parallel reference blocks"])
+    net = MaskNet(**CONFIGS[WITHOUT_BATCH_NORM])
     x = _uniform(1.0, seed=5)
     x[6, 2] = np.nan
     y = to_numpy(net(x, training=True))
-    assert not np.isfinite(y[6]).any()
+    # (Dropout may zero some of the row's NaNs, depending on the backend.)
+    assert np.isnan(y[6]).any()
     assert np.isfinite(np.delete(y, 6, 0)).all()
 
 
@@ -212,7 +214,7 @@ def _model(config):
 
 
 def test_non_finite_check_stops_training_at_the_first_nan_batch():
-    model = _model("batch norm and dropout")
+    model = _model(WITH_BATCH_NORM)
     x = np.concatenate([_uniform(1.0, seed=s) for s in range(4)])
     x[2 * BATCH + 3, 7] = np.nan  # a row of batch 2
     y = np.ones((len(x), 1), "float32")

@@ -44,8 +44,8 @@ from tests.helpers import to_numpy
 #: Examples of the loaded profile; the costlier tests run a fraction of them.
 EXAMPLES = settings.default.max_examples
 #: Eager JAX compiles every operation anew for each new shape, and every
-#: example has new shapes: about 5 times the cost of the other backends.
-BACKEND_COST = {"jax": 0.4}.get(BACKEND, 1.0)
+#: example has new shapes: 3 to 5 times the cost of the other backends.
+BACKEND_COST = {"jax": 0.3}.get(BACKEND, 1.0)
 
 
 def _examples(fraction, cost=1.0):
