@@ -6,6 +6,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 BACKENDS := tensorflow jax torch
+# pytest-xdist processes per backend session: the suite is mostly Python and
+# one core per test; files stay whole on one process (module fixtures run
+# once). PYTEST_WORKERS=0 runs in this process, one test at a time.
+PYTEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONDONTWRITEBYTECODE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
@@ -51,7 +56,7 @@ format: install
 test: lint
 	@set -e; for backend in $(BACKENDS); do \
 		echo "=== KERAS_BACKEND=$$backend"; \
-		KERAS_BACKEND=$$backend $(PY) -m pytest -q; \
+		KERAS_BACKEND=$$backend $(PYTEST); \
 	done
 	@$(MAKE) --no-print-directory test-oldest
 
@@ -65,11 +70,11 @@ serve-docs: install
 
 ## test-quick: the fast tests on one backend (KERAS_BACKEND, default jax)
 test-quick: install
-	KERAS_BACKEND=$${KERAS_BACKEND:-jax} $(PY) -m pytest -q -m "not slow"
+	KERAS_BACKEND=$${KERAS_BACKEND:-jax} $(PYTEST) -m "not slow"
 
 ## test-<backend>: the whole suite on one backend
 test-tensorflow test-jax test-torch: test-%: install
-	KERAS_BACKEND=$* $(PY) -m pytest -q
+	KERAS_BACKEND=$* $(PYTEST)
 
 $(OLDEST_STAMP): requirements-oldest.txt pyproject.toml
 	@if ! cmp -s requirements-oldest.txt $(OLDEST_VENV)/requirements.txt; \
