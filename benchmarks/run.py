@@ -446,7 +446,9 @@ for shorter runs); how it measures, and what was tried, is in
   settings; the reference is a plain PyTorch loop (Adam, `BCELoss`), in
   float32 and under `torch.autocast("cpu", dtype=torch.bfloat16)`.
   Medians of `n` timed repeats after warm-up (a repeat: 1 step of 1024 at
-  `recap`, 8 steps at the paper workloads).
+  `recap`, 8 steps at the paper workloads); `reference-bf16` and
+  `torch-bf16`, minutes a step without bfloat16 units: 1 repeat, no
+  warm-up.
 - `x ref`: the ratio to the reference (bfloat16 rows: to the reference
   under bfloat16 autocast, or to the float32 reference when that row is
   missing; the `reference-bf16` row: to the float32 reference); for
