@@ -173,7 +173,7 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
                 else None,
                 "jit_compile": wl.get("jit_compile"),
                 "vs": "reference-bf16"
-                if base is ref16 and bf16 and base is not ref
+                if base is ref16 and bf16
                 else "reference",
             }
             row["gemm_fraction"] = row["gflops"] / gemm if gemm else None
