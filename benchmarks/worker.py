@@ -27,14 +27,18 @@ from workloads import BATCH  # noqa: E402
 from workloads import CONTENDERS  # noqa: E402
 from workloads import GEMM_SHAPE  # noqa: E402
 from workloads import WORKLOADS  # noqa: E402
+from workloads import contender_spec  # noqa: E402
 
 #: Timed batches per repeat: a `recap` step takes seconds on a small CPU.
 STEPS = {"recap": 1, "paper-parallel": 8, "paper-serial": 8}
 #: Latency calls per batch size (the p50 is reported); none at `recap`.
 LATENCY_CALLS = {"paper-parallel": 20, "paper-serial": 20}
 LATENCY_BATCHES = (1, 32)
-#: Untimed repeats first (the first one compiles under XLA/JAX).
+#: Untimed repeats first (the first one compiles under XLA/JAX); a
+#: contender's `warmup` replaces them.
 WARMUP = {"recap": 1, "paper-parallel": 2, "paper-serial": 2}
+#: Samples of the bfloat16-vs-float32 (and fused-vs-plain) output check.
+CHECK_SAMPLES = 256
 
 
 # --- memory ---------------------------------------------------------------
@@ -198,7 +202,13 @@ def gemm_rates(framework: str, repeats: int) -> dict[str, Any]:
 
 
 def run_reference(
-    workload: str, precision: str, repeats: int, do_latency: bool
+    workload: str,
+    precision: str,
+    repeats: int,
+    warmup: int,
+    do_latency: bool,
+    do_inference: bool = True,
+    check_samples: int = CHECK_SAMPLES,
 ) -> dict[str, Any]:
     import torch
     from torch import nn
@@ -248,7 +258,7 @@ def run_reference(
 
     model.train()
     with PeakMemory() as mem:
-        times = time_calls(epoch, repeats, warmup=WARMUP[workload])
+        times = time_calls(epoch, repeats, warmup=warmup)
     result = {
         "train": summary(times, steps * BATCH),
         "memory": {"base_mib": mem.base, "growth_mib": mem.growth},
@@ -262,17 +272,18 @@ def run_reference(
 
         return fn
 
-    times = time_calls(predict(x[:BATCH]), repeats, WARMUP[workload])
-    result["infer"] = summary(times, BATCH)
+    if do_inference:
+        times = time_calls(predict(x[:BATCH]), repeats, warmup)
+        result["infer"] = summary(times, BATCH)
     if do_latency:
         result["latency"] = {
             "eager": latency(predict, x, LATENCY_CALLS[workload])
         }
     if bf16:
         with torch.inference_mode():
-            low = predict(x[:256])()
+            low = predict(x[:check_samples])()
             with torch.autocast("cpu", enabled=False):
-                high = model(torch.from_numpy(x[:256])).numpy()
+                high = model(torch.from_numpy(x[:check_samples])).numpy()
         result["bf16_max_abs_diff"] = float(np.max(np.abs(low - high)))
     return result
 
@@ -358,7 +369,10 @@ def run_keras(
     precision: str,
     fused: bool,
     repeats: int,
+    warmup: int,
     do_latency: bool,
+    do_inference: bool = True,
+    check_samples: int = CHECK_SAMPLES,
 ) -> dict[str, Any]:
     import keras
 
@@ -375,7 +389,6 @@ def run_keras(
             float(logs["loss"])  # waits for the step (JAX dispatches async)
             timer_times.append(time.perf_counter() - self.start)
 
-    warmup = WARMUP[workload]
     with PeakMemory() as mem:
         model.fit(
             x,
@@ -396,11 +409,12 @@ def run_keras(
     def predict(xb: np.ndarray) -> Any:
         return lambda: model.predict_on_batch(xb)
 
-    times = time_calls(predict(x[:BATCH]), repeats, WARMUP[workload])
-    result["infer"] = summary(times, BATCH)
+    if do_inference:
+        times = time_calls(predict(x[:BATCH]), repeats, warmup)
+        result["infer"] = summary(times, BATCH)
     serve = serving_fn(model, backend, jit)
     if do_latency:
-        times = time_calls(serve(x[:BATCH]), repeats, WARMUP[workload])
+        times = time_calls(serve(x[:BATCH]), repeats, warmup)
         result["infer_direct"] = summary(times, BATCH)
         calls = LATENCY_CALLS[workload]
         result["latency"] = {
@@ -415,8 +429,10 @@ def run_keras(
             model.layers[2].set_weights(ref.layers[2].get_weights())
         else:
             ref.set_weights(model.get_weights())
-        high = np.asarray(ref.predict_on_batch(x[:256]))
-        low = np.asarray(model.predict_on_batch(x[:256]), dtype="float32")
+        high = np.asarray(ref.predict_on_batch(x[:check_samples]))
+        low = np.asarray(
+            model.predict_on_batch(x[:check_samples]), dtype="float32"
+        )
         key = "bf16" if precision == "bfloat16" else "fused"
         result[f"{key}_max_abs_diff"] = float(np.max(np.abs(low - high)))
     return result
@@ -432,7 +448,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
-    spec = CONTENDERS[args.contender]
+    spec = contender_spec(args.contender)
     workloads = [
         w
         for w in args.workloads.split(",")
@@ -450,9 +466,10 @@ def main() -> None:
     # A contender may cap its repeats (a step of minutes); the table says so.
     repeats = min(args.repeats, spec.get("max_repeats", args.repeats))
     result["repeats"] = repeats
-    if "warmup" in spec:  # a slow eager contender: no untimed repeats
-        for workload in WARMUP:
-            WARMUP[workload] = spec["warmup"]
+    options = {
+        "do_inference": spec.get("inference", True),
+        "check_samples": spec.get("check_samples", CHECK_SAMPLES),
+    }
     start = time.perf_counter()
     plain = spec.get("precision", "float32") == "float32"
     if plain and not spec.get("fused") and spec.get("jit") is not True:
@@ -465,8 +482,10 @@ def main() -> None:
                 workload,
                 spec["precision"],
                 repeats,
+                spec.get("warmup", WARMUP[workload]),
                 do_latency=spec.get("latency", True)
                 and workload in LATENCY_CALLS,
+                **options,
             )
         else:
             res = run_keras(
@@ -476,8 +495,10 @@ def main() -> None:
                 spec.get("precision", "float32"),
                 spec.get("fused", False),
                 repeats,
+                spec.get("warmup", WARMUP[workload]),
                 do_latency=spec.get("latency", True)
                 and workload in LATENCY_CALLS,
+                **options,
             )
         res["wall_seconds"] = time.perf_counter() - t0
         result["workloads"][workload] = res

@@ -49,12 +49,28 @@ WORKLOADS: dict[str, dict[str, Any]] = {
     },
 }
 
+#: Settings of the bfloat16 eager contenders on a CPU without bfloat16
+#: units, where a recap step takes minutes: one timed repeat, no warm-up
+#: (eager: nothing to compile), no inference at batch 1024 (not a target),
+#: and the bfloat16-vs-float32 check on 64 samples. The table shows n = 1.
+SLOW_BF16 = {
+    "max_repeats": 1,
+    "warmup": 0,
+    "inference": False,
+    "check_samples": 64,
+}
+
 #: Contenders: each runs in a process of its own (`worker.py`). `kind`
 #: "reference" is the PyTorch eager re-implementation of the reference
 #: (tests/reference_torch.py) with a plain training loop; "keras" is
 #: keras-masknet through `model.fit`. `jit` is `model.compile(jit_compile=)`.
 #: `workloads`: the ones it runs (None: all). `fused`: the prototype of the
 #: parallel blocks computed on stacked weights (benchmarks/fused.py).
+#: Optional: `latency` (False: no serving latencies), `warmup` (untimed
+#: repeats, instead of the worker's per-workload default), `max_repeats`,
+#: `inference` (False: no inference at batch 1024), `check_samples` (of the
+#: bfloat16-vs-float32 check, default 256) and `without_bf16_units` (those
+#: settings on a CPU without bfloat16 units; see `contender_spec`).
 CONTENDERS: dict[str, dict[str, Any]] = {
     "reference": {"kind": "reference", "precision": "float32"},
     "reference-bf16": {
@@ -62,12 +78,9 @@ CONTENDERS: dict[str, dict[str, Any]] = {
         "precision": "bfloat16",
         "workloads": ["recap"],
         "latency": False,
-        # Without bfloat16 units (this CPU: AVX2 only) autocast is about 50x
-        # slower than float32 (a recap step: about 2 minutes, idle): one
-        # timed repeat, no warm-up (eager: nothing to compile), keeps
-        # `make bench` under 15 minutes. The table shows n = 1.
-        "max_repeats": 1,
-        "warmup": 0,
+        # Without bfloat16 units (AVX2 only, as here) autocast is about 50x
+        # slower than float32: a recap step takes about 2 minutes.
+        "without_bf16_units": SLOW_BF16,
     },
     "tensorflow": {"kind": "keras", "backend": "tensorflow", "jit": "auto"},
     "tensorflow-xla": {"kind": "keras", "backend": "tensorflow", "jit": True},
@@ -79,6 +92,10 @@ CONTENDERS: dict[str, dict[str, Any]] = {
         "jit": True,
         "workloads": ["recap"],
         "latency": False,
+        # Keras' torch trainer clears the gradients after the forward pass,
+        # so the second step finds them set and torch.compile compiles the
+        # step again (tens of seconds): both compiles are warm-up.
+        "warmup": 2,
     },
     "tensorflow-bf16": {
         "kind": "keras",
@@ -111,10 +128,9 @@ CONTENDERS: dict[str, dict[str, Any]] = {
         "jit": "auto",
         "precision": "bfloat16",
         "workloads": ["recap"],
-        # oneDNN's emulated bfloat16 dots on a CPU without bfloat16 units:
-        # more than a minute a step (idle); as for reference-bf16.
-        "max_repeats": 1,
-        "warmup": 0,
+        # oneDNN's emulated bfloat16 dots without bfloat16 units: more than
+        # two minutes a step here.
+        "without_bf16_units": SLOW_BF16,
     },
     "jax-fused": {
         "kind": "keras",
@@ -132,14 +148,17 @@ CONTENDERS: dict[str, dict[str, Any]] = {
     },
 }
 
-#: The contenders `make bench` runs, in this order (of priority: those the
-#: time budget leaves out are reported as skipped). `--contenders all` adds
+#: The contenders `make bench` runs, in this order of priority: those the
+#: time budget leaves out are reported as skipped. `--contenders all` adds
 #: the others.
 DEFAULT_CONTENDERS = [
     "reference",
     "jax",
     "tensorflow",
     "torch",
+    # The compiled modes, side by side with the defaults above; the docs
+    # recommend torch.compile for long runs (it cuts the training memory).
+    "torch-compile",
     "tensorflow-xla",
     "jax-bf16",
     "tensorflow-bf16",
@@ -148,6 +167,40 @@ DEFAULT_CONTENDERS = [
     "reference-bf16",
     "torch-bf16",
 ]
+
+
+def cpu_flags() -> list[str]:
+    """This CPU's vector flags (avx*, amx*, fma*) from /proc/cpuinfo."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = line.split(":", 1)[1].split()
+                    return sorted(
+                        f for f in flags if f.startswith(("avx", "amx", "fma"))
+                    )
+    except OSError:
+        pass
+    return []
+
+
+def has_bf16_units(flags: list[str] | None = None) -> bool:
+    """Whether the CPU computes bfloat16 dots in hardware (AVX512_BF16 or
+    AMX); without them oneDNN emulates them, tens of times slower."""
+    flags = cpu_flags() if flags is None else flags
+    return bool({"avx512_bf16", "amx_bf16"} & set(flags))
+
+
+def contender_spec(name: str, bf16_units: bool | None = None) -> dict:
+    """`CONTENDERS[name]`, with its `without_bf16_units` settings applied
+    on a CPU without bfloat16 units."""
+    spec = dict(CONTENDERS[name])
+    slow = spec.pop("without_bf16_units", None)
+    if bf16_units is None:
+        bf16_units = has_bf16_units()
+    if slow and not bf16_units:
+        spec.update(slow)
+    return spec
 
 
 def dense_shapes(input_dim: int, config: dict[str, Any]) -> list[tuple]:
