@@ -498,6 +498,9 @@ def chart(doc: dict[str, Any], path: str) -> None:
     import matplotlib.pyplot as plt
 
     table = [r for r in doc["table"] if "train_x" in r]
+    if not table:
+        print("no training figures: no chart", file=sys.stderr)
+        return
     workloads = [w for w in WORKLOADS if any(r["workload"] == w for r in table)]
     names = [n for n in CONTENDERS if any(r["contender"] == n for r in table)]
     fig, ax = plt.subplots(figsize=(10, 4.5))

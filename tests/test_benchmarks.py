@@ -1,0 +1,178 @@
+"""The benchmark's bookkeeping (benchmarks/run.py and workloads.py): the
+settings a contender runs with, the time budget, and how the table and
+the targets follow from the workers' figures. No contender runs here: the
+benchmark itself is `make bench`."""
+
+import importlib.util
+import json
+import sys
+
+import pytest
+
+from tests.helpers import REPO
+
+BENCH = REPO / "benchmarks"
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(
+        f"_bench_{name}", BENCH / f"{name}.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+run = _load("run")
+
+
+def test_slow_bf16_settings_apply_only_on_a_cpu_without_bf16_units():
+    assert run.has_bf16_units(["avx2", "avx512_bf16", "fma"])
+    assert run.has_bf16_units(["amx_bf16"])
+    assert not run.has_bf16_units(["avx", "avx2", "fma"])
+    for name in ("reference-bf16", "torch-bf16"):
+        slow = run.contender_spec(name, bf16_units=False)
+        assert slow["max_repeats"] == 1
+        assert slow["warmup"] == 0
+        assert slow["inference"] is False
+        fast = run.contender_spec(name, bf16_units=True)
+        assert "max_repeats" not in fast and "warmup" not in fast
+        assert fast.get("inference", True) is True
+        for spec in (slow, fast):
+            assert "without_bf16_units" not in spec
+    # The others are the same either way.
+    for name in run.CONTENDERS:
+        if "without_bf16_units" not in run.CONTENDERS[name]:
+            assert run.contender_spec(name, False) == run.CONTENDERS[name]
+
+
+def _figures(seconds, memory=None, infer=True, **extra):
+    """A worker's figures for one workload: 5 repeats of `seconds`."""
+    train = {
+        "seconds": [seconds] * 5,
+        "samples_per_repeat": 1024,
+        "median_samples_per_s": 1024 / seconds,
+        "best_samples_per_s": 1024 / seconds,
+    }
+    out = {
+        "train": train,
+        "memory": {"base_mib": 500.0, "growth_mib": memory or 0.0},
+        **extra,
+    }
+    if infer:
+        out["infer"] = dict(train, median_samples_per_s=4096.0)
+    return out
+
+
+def _results(**contenders):
+    return {
+        name: {"contender": name, "workloads": {"recap": figures}}
+        for name, figures in contenders.items()
+    }
+
+
+def _target(results, number):
+    table = run.rows(results)
+    (found,) = [t for t in run.targets(table) if t[0].startswith(f"{number}.")]
+    return found
+
+
+def test_memory_target_counts_each_backend_in_its_best_mode():
+    results = _results(
+        reference=_figures(2.0, memory=800),
+        jax=_figures(1.9, memory=700),
+        tensorflow=_figures(2.2, memory=820),
+        torch=_figures(2.0, memory=1200),
+        **{"torch-compile": _figures(2.1, memory=900)},
+    )
+    _, status, figures = _target(results, 5)
+    assert status == "met", figures
+    assert "torch 1200 MiB (1.50x)" in figures
+    assert "torch-compile 900 MiB (1.12x)" in figures
+    del results["torch-compile"]
+    assert _target(results, 5)[1] == "NOT met"
+    # A backend without a figure: not shown, even if the others pass.
+    results = _results(
+        reference=_figures(2.0, memory=800), jax=_figures(1.9, memory=700)
+    )
+    status, figures = _target(results, 5)[1:]
+    assert status == "NOT shown"
+    assert "no figure: tensorflow, torch" in figures
+
+
+def test_training_target_needs_every_backend_at_or_above_the_reference():
+    results = _results(
+        reference=_figures(2.0),
+        jax=_figures(1.9),
+        tensorflow=_figures(2.1),
+        **{"tensorflow-xla": _figures(1.95)},
+        torch=_figures(2.0),
+    )
+    status, figures = _target(results, 1)[1:]
+    assert status == "met", figures
+    assert "recap/tensorflow-xla 1.03x" in figures
+    results["torch"] = {"workloads": {"recap": _figures(2.5)}}
+    assert _target(results, 1)[1] == "NOT met"
+
+
+def test_a_contender_without_inference_figures_renders():
+    results = _results(
+        reference=_figures(2.0, memory=800),
+        **{
+            "reference-bf16": _figures(100.0, memory=900, infer=False),
+            "torch-bf16": _figures(
+                120.0, memory=950, infer=False, bf16_max_abs_diff=4e-3
+            ),
+            "jax-bf16": _figures(2.2, memory=820, bf16_max_abs_diff=1e-4),
+        },
+    )
+    table = run.rows(results)
+    row = next(r for r in table if r["contender"] == "torch-bf16")
+    assert row["infer"] is None and "infer_x" not in row
+    assert row["vs"] == "reference-bf16"
+    assert row["train_x"] == pytest.approx(100.0 / 120.0)
+    status, figures = _target(results, 3)[1:]
+    assert status == "NOT met"  # torch-bf16 0.83x; tensorflow: no figure
+    assert "torch-bf16 0.83x" in figures and "jax-bf16 45.45x" in figures
+    doc = {"table": table, "gemm": {}, "targets": run.targets(table)}
+    doc["results"] = results
+    text = run.markdown(doc)
+    line = next(s for s in text.splitlines() if "| torch-bf16 |" in s)
+    cells = [c.strip() for c in line.split("|")]
+    header = [c.strip() for c in text.splitlines()[0].split("|")]
+    infer = header.index("infer samples/s @1024")
+    assert cells[infer] == "-" and cells[infer + 1] == "-", line
+
+
+def test_the_budget_counts_from_started_at(tmp_path, monkeypatch, capsys):
+    # A budget already spent (make started long ago): nothing runs, every
+    # contender is reported as skipped, and the page still renders.
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        ["run.py", "--started-at", "0", "--out-dir", str(tmp_path)],
+    )
+    monkeypatch.setattr(
+        run, "run_contender", lambda *a: pytest.fail("ran a contender")
+    )
+    run.main()
+    doc = json.loads((tmp_path / "results.json").read_text())
+    assert set(doc["results"]) == set(run.DEFAULT_CONTENDERS)
+    for result in doc["results"].values():
+        assert result == {"error": "skipped: over the time budget"}
+    assert doc["machine"]["make_seconds"] > 1e9
+    page = (tmp_path / "index.md").read_text()
+    assert "skipped: over the time budget" in page
+    assert "with `make bench`'s set-up" in page
+
+
+def test_the_committed_benchmark_page_matches_its_results(tmp_path, capsys):
+    # docs/benchmarks/index.md is rendered from results.json: after a change
+    # to run.py's rendering, `python benchmarks/run.py --from-json
+    # docs/benchmarks/results.json` brings the page up to date.
+    with open(REPO / "docs" / "benchmarks" / "results.json") as f:
+        doc = json.load(f)
+    run.render(doc, str(tmp_path))
+    got = (tmp_path / "index.md").read_text()
+    want = (REPO / "docs" / "benchmarks" / "index.md").read_text()
+    assert got == want
