@@ -89,6 +89,10 @@ def test_memory_target_counts_each_backend_in_its_best_mode():
     assert status == "met", figures
     assert "torch 1200 MiB (1.50x)" in figures
     assert "torch-compile 900 MiB (1.12x)" in figures
+    results["tensorflow-xla"] = {"workloads": {"recap": _figures(2, 700)}}
+    results["tensorflow"] = {"workloads": {"recap": _figures(2, 1000)}}
+    assert _target(results, 5)[1] == "NOT met"  # XLA does not count
+    results["tensorflow"] = {"workloads": {"recap": _figures(2, 820)}}
     del results["torch-compile"]
     assert _target(results, 5)[1] == "NOT met"
     # A backend without a figure: not shown, even if the others pass.
@@ -104,15 +108,23 @@ def test_training_target_needs_every_backend_at_or_above_the_reference():
     results = _results(
         reference=_figures(2.0),
         jax=_figures(1.9),
-        tensorflow=_figures(2.1),
-        **{"tensorflow-xla": _figures(1.95)},
-        torch=_figures(2.0),
+        tensorflow=_figures(1.95),
+        torch=_figures(2.5),
+        **{"torch-compile": _figures(2.0), "tensorflow-xla": _figures(2.5)},
     )
     status, figures = _target(results, 1)[1:]
     assert status == "met", figures
-    assert "recap/tensorflow-xla 1.03x" in figures
-    results["torch"] = {"workloads": {"recap": _figures(2.5)}}
+    # torch counts with torch.compile, which the docs recommend for it.
+    assert "recap/torch-compile 1.00x" in figures
+    assert "recap/tensorflow 1.03x" in figures
+    del results["torch-compile"]
     assert _target(results, 1)[1] == "NOT met"
+    # XLA on TensorFlow is not recommended on a CPU: it does not count.
+    results["torch-compile"] = results["jax"]
+    results["tensorflow"] = {"workloads": {"recap": _figures(2.5)}}
+    results["tensorflow-xla"] = {"workloads": {"recap": _figures(1.0)}}
+    status, figures = _target(results, 1)[1:]
+    assert status == "NOT met" and "tensorflow-xla" not in figures
 
 
 def test_a_contender_without_inference_figures_renders():
