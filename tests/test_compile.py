@@ -36,6 +36,10 @@ def _model(use_parallel: bool) -> keras.Model:
 
 @pytest.mark.parametrize("use_parallel", [True, False])
 def test_jit_compiled_training_equals_the_uncompiled_step(use_parallel):
+    if BACKEND == "torch" and not use_parallel:
+        # About a minute per torch.compile on 2 cores: the parallel case
+        # holds every layer (blocks, MLP, BatchNorm, LayerNorms).
+        pytest.skip("torch.compile: the parallel case covers every layer")
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 12)).astype("float32")
     y = (x[:, :1] * x[:, 1:2] > 0).astype("float32")
