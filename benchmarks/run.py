@@ -210,36 +210,64 @@ COUNTED_MODES = {
 }
 
 
+def _by_backend(
+    by: dict[tuple[str, str], Any], workload: str, key: str, suffix: str = ""
+) -> tuple[dict[str, list[tuple[float, str]]], list[str]]:
+    """The backends' figures `key` at `workload`: {backend: [(value,
+    contender), ...]} over its counted modes (with `suffix`, e.g. "-bf16"),
+    and the backends that have none."""
+    found, missing = {}, []
+    for backend, names in COUNTED_MODES.items():
+        xs = [
+            (by[(workload, n + suffix)][key], n + suffix)
+            for n in names
+            if key in by.get((workload, n + suffix), {})
+        ]
+        if xs:
+            found[backend] = xs
+        else:
+            missing.append(backend)
+    return found, missing
+
+
+def _status(ok: bool, found: bool, missing: list[str]) -> str:
+    """A target over every backend: met only if each has a figure."""
+    if not found:
+        return "not measured"
+    if not ok:
+        return "NOT met"
+    return "NOT shown" if missing else "met"
+
+
 def targets(table: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
-    """(target, "met"/"NOT met"/"not measured", figures) for each target."""
+    """(target, "met"/"NOT met"/"NOT shown"/"not measured", figures) for
+    each target; a backend counts with its best mode in COUNTED_MODES."""
     by = {(r["workload"], r["contender"]): r for r in table}
     out = []
-    # 1. every backend >= 1.0x the reference in training, every workload:
-    # a backend counts with its best float32 mode (COUNTED_MODES).
-    modes = COUNTED_MODES
-    figures, ok, seen = [], True, False
+    # 1. every backend >= 1.0x the reference in training, every workload
+    # that ran.
+    figures, ok, seen, missing = [], True, False, []
     for workload in WORKLOADS:
-        for backend, names in modes.items():
-            xs = [
-                (by[(workload, n)]["train_x"], n)
-                for n in names
-                if (workload, n) in by and "train_x" in by[(workload, n)]
-            ]
-            if not xs:
-                continue
+        if (workload, "reference") not in by:
+            continue  # not in this run
+        found, lacking = _by_backend(by, workload, "train_x")
+        missing += [f"{workload}/{b}" for b in lacking]
+        for xs in found.values():
             seen = True
             x, n = max(xs)
             ok &= x >= 1.0
             figures.append(f"{workload}/{n} {x:.2f}x")
+    if missing:
+        figures.append(f"no figure: {', '.join(missing)}")
     out.append(
         (
             "1. training >= 1.0x the reference, every backend and workload",
-            ("met" if ok else "NOT met") if seen else "not measured",
+            _status(ok, seen, missing),
             ", ".join(figures),
         )
     )
     # 2. recap: the best backend >= 90% of the float32 GEMM rate.
-    counted = {n for names in modes.values() for n in names}
+    counted = {n for names in COUNTED_MODES.values() for n in names}
     recap = [
         r
         for r in table
@@ -259,18 +287,9 @@ def targets(table: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
     else:
         out.append(("2. recap GEMM fraction", "not measured", ""))
     # 3. mixed_bfloat16: every backend >= the reference under autocast.
-    figures, ok, seen, missing = [], True, False, []
-    for backend in modes:
-        names = [f"{name}-bf16" for name in modes[backend]]
-        xs = [
-            (by[("recap", n)]["train_x"], n)
-            for n in names
-            if ("recap", n) in by and "train_x" in by[("recap", n)]
-        ]
-        if not xs:
-            missing.append(backend)
-            continue
-        seen = True
+    found, missing = _by_backend(by, "recap", "train_x", suffix="-bf16")
+    figures, ok = [], True
+    for xs in found.values():
         x, n = max(xs)
         ok &= x >= 1.0
         diff = by[("recap", n)].get("bf16_max_abs_diff")
@@ -280,9 +299,8 @@ def targets(table: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
         figures.append(
             f"reference-bf16 vs reference f32: {ref16['train_x']:.2f}x"
         )
-    status = ("met" if ok else "NOT met") if seen else "not measured"
-    if seen and missing:
-        status = "NOT shown" if ok else "NOT met"
+    status = _status(ok, bool(found), missing)
+    if found and missing:
         figures.append(f"no bfloat16 figure: {', '.join(missing)}")
     if ref16 is None:
         # The ratios above are then against the float32 reference.
@@ -323,25 +341,16 @@ def targets(table: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
     # 5. recap memory growth <= 1.2x the reference's (float32), every
     # backend, in its best mode (the compiled one counts: the docs
     # recommend torch.compile for memory on PyTorch).
-    figures, ok, seen, missing = [], True, False, []
-    for backend, names in modes.items():
-        xs = [
-            (by[("recap", n)]["memory_x"], n)
-            for n in names
-            if ("recap", n) in by and "memory_x" in by[("recap", n)]
-        ]
-        if not xs:
-            missing.append(backend)
-            continue
-        seen = True
+    found, missing = _by_backend(by, "recap", "memory_x")
+    figures, ok = [], True
+    for xs in found.values():
         ok &= min(xs)[0] <= 1.2
         figures += [
             f"{n} {by[('recap', n)]['memory_mib']:.0f} MiB ({x:.2f}x)"
             for x, n in xs
         ]
-    status = ("met" if ok else "NOT met") if seen else "not measured"
-    if seen and missing:
-        status = "NOT shown" if ok else "NOT met"
+    status = _status(ok, bool(found), missing)
+    if found and missing:
         figures.append(f"no figure: {', '.join(missing)}")
     out.append(
         (

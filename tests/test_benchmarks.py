@@ -125,6 +125,10 @@ def test_training_target_needs_every_backend_at_or_above_the_reference():
     results["tensorflow-xla"] = {"workloads": {"recap": _figures(1.0)}}
     status, figures = _target(results, 1)[1:]
     assert status == "NOT met" and "tensorflow-xla" not in figures
+    # A backend without a figure: not shown, even if the others pass.
+    del results["tensorflow"], results["tensorflow-xla"]
+    status, figures = _target(results, 1)[1:]
+    assert status == "NOT shown" and "no figure: recap/tensorflow" in figures
 
 
 def test_a_contender_without_inference_figures_renders():
