@@ -27,7 +27,6 @@ from workloads import CONTENDERS  # noqa: E402
 from workloads import DEFAULT_CONTENDERS  # noqa: E402
 from workloads import GEMM_SHAPE  # noqa: E402
 from workloads import WORKLOADS  # noqa: E402
-from workloads import contender_spec  # noqa: E402
 from workloads import cpu_flags  # noqa: E402
 from workloads import forward_flops  # noqa: E402
 from workloads import has_bf16_units  # noqa: E402
@@ -626,7 +625,7 @@ def main() -> None:
     load_start = os.getloadavg()[0]
     results = {}
     for name in contenders:
-        wanted = contender_spec(name).get("workloads") or list(WORKLOADS)
+        wanted = CONTENDERS[name].get("workloads") or list(WORKLOADS)
         mine = [w for w in workloads if w in wanted]
         left = int(deadline - time.time())
         if not mine:

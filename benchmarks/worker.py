@@ -477,16 +477,15 @@ def main() -> None:
         result["gemm"] = {fw: gemm_rates(fw, args.repeats) for fw in frameworks}
     for workload in workloads:
         t0 = time.perf_counter()
+        common = {
+            "repeats": repeats,
+            "warmup": spec.get("warmup", WARMUP[workload]),
+            "do_latency": spec.get("latency", True)
+            and workload in LATENCY_CALLS,
+            **options,
+        }
         if spec["kind"] == "reference":
-            res = run_reference(
-                workload,
-                spec["precision"],
-                repeats,
-                spec.get("warmup", WARMUP[workload]),
-                do_latency=spec.get("latency", True)
-                and workload in LATENCY_CALLS,
-                **options,
-            )
+            res = run_reference(workload, spec["precision"], **common)
         else:
             res = run_keras(
                 workload,
@@ -494,11 +493,7 @@ def main() -> None:
                 spec["jit"],
                 spec.get("precision", "float32"),
                 spec.get("fused", False),
-                repeats,
-                spec.get("warmup", WARMUP[workload]),
-                do_latency=spec.get("latency", True)
-                and workload in LATENCY_CALLS,
-                **options,
+                **common,
             )
         res["wall_seconds"] = time.perf_counter() - t0
         result["workloads"][workload] = res

@@ -24,26 +24,27 @@ def _load(name):
 
 
 run = _load("run")
+workloads = _load("workloads")
 
 
 def test_slow_bf16_settings_apply_only_on_a_cpu_without_bf16_units():
-    assert run.has_bf16_units(["avx2", "avx512_bf16", "fma"])
-    assert run.has_bf16_units(["amx_bf16"])
-    assert not run.has_bf16_units(["avx", "avx2", "fma"])
+    assert workloads.has_bf16_units(["avx2", "avx512_bf16", "fma"])
+    assert workloads.has_bf16_units(["amx_bf16"])
+    assert not workloads.has_bf16_units(["avx", "avx2", "fma"])
     for name in ("reference-bf16", "torch-bf16"):
-        slow = run.contender_spec(name, bf16_units=False)
+        slow = workloads.contender_spec(name, bf16_units=False)
         assert slow["max_repeats"] == 1
         assert slow["warmup"] == 0
         assert slow["inference"] is False
-        fast = run.contender_spec(name, bf16_units=True)
+        fast = workloads.contender_spec(name, bf16_units=True)
         assert "max_repeats" not in fast and "warmup" not in fast
         assert fast.get("inference", True) is True
         for spec in (slow, fast):
             assert "without_bf16_units" not in spec
     # The others are the same either way.
-    for name in run.CONTENDERS:
-        if "without_bf16_units" not in run.CONTENDERS[name]:
-            assert run.contender_spec(name, False) == run.CONTENDERS[name]
+    for name, spec in workloads.CONTENDERS.items():
+        if "without_bf16_units" not in spec:
+            assert workloads.contender_spec(name, False) == spec
 
 
 def _figures(seconds, memory=None, infer=True, **extra):
