@@ -25,7 +25,7 @@ OLDEST_TESTS := tests/test_mask_block.py tests/test_mlp.py \
 	tests/test_mask_net.py tests/test_reference.py tests/test_variants.py
 
 .PHONY: install demo lint format test test-quick test-tensorflow test-jax \
-	test-torch test-oldest dist docs serve-docs bench clean
+	test-torch test-oldest dist docs serve-docs bench bench-paired clean
 
 $(STAMP): requirements.txt requirements-docs.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -104,6 +104,14 @@ BENCH_START := $(shell date +%s)
 bench: install
 	$(PY) -m pip install -q -r benchmarks/requirements.txt
 	$(PY) benchmarks/run.py --started-at $(BENCH_START) $(BENCH_ARGS)
+
+## bench-paired: also trains each counted mode in turns with the reference,
+## in its own process (7 rounds): the ratios target 1 counts, with the
+## machine's drift cancelled; about 12 minutes; writes docs/benchmarks/paired/
+bench-paired: install
+	$(PY) -m pip install -q -r benchmarks/requirements.txt
+	$(PY) benchmarks/run.py --paired 7 --budget 1500 \
+		--out-dir docs/benchmarks/paired $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .venvs build dist site *.egg-info .pytest_cache \

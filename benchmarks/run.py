@@ -36,6 +36,9 @@ OUT_DIR = os.path.join(REPO, "docs", "benchmarks")
 #: `--quick`: the small workloads, the four float32 contenders.
 QUICK_CONTENDERS = ["reference", "tensorflow", "jax", "torch"]
 QUICK_WORKLOADS = ["paper-parallel", "paper-serial"]
+#: `--paired`: the modes target 1 counts (COUNTED_MODES), in turns with the
+#: reference.
+PAIRED_CONTENDERS = ["reference", "jax", "tensorflow", "torch", "torch-compile"]
 #: Memory growth is measured in each process's first workload only.
 MEMORY_WORKLOAD = next(iter(WORKLOADS))
 
@@ -52,7 +55,11 @@ def cpu_name() -> str:
 
 
 def run_contender(
-    name: str, workloads: list[str], repeats: int, timeout: int
+    name: str,
+    workloads: list[str],
+    repeats: int,
+    timeout: int,
+    paired: int = 0,
 ) -> dict[str, Any]:
     fd, path = tempfile.mkstemp(suffix=".json")
     os.close(fd)
@@ -65,6 +72,8 @@ def run_contender(
         ",".join(workloads),
         "--repeats",
         str(repeats),
+        "--paired",
+        str(paired),
         "--out",
         path,
     ]
@@ -178,6 +187,12 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             for key in ("bf16_max_abs_diff", "fused_max_abs_diff"):
                 if key in wl:
                     row[key] = wl[key]
+            if "paired" in wl:
+                # Keras and the reference in turns, in this process.
+                ratios = wl["paired"]["ratios"]
+                row["train_x_paired"] = wl["paired"]["median_ratio"]
+                row["paired_range"] = (min(ratios), max(ratios))
+                row["paired_n"] = len(ratios)
             if base is not None:
                 bs = serving(base)
                 row["train_x"] = train / base["train"]["median_samples_per_s"]
@@ -245,11 +260,15 @@ def targets(table: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
     out = []
     # 1. every backend >= 1.0x the reference in training, every workload
     # that ran.
+    # With paired rounds (`--paired`) the ratios measured in turns with the
+    # reference, in each contender's process, count instead.
+    paired = any("train_x_paired" in r for r in table)
+    key = "train_x_paired" if paired else "train_x"
     figures, ok, seen, missing = [], True, False, []
     for workload in WORKLOADS:
         if (workload, "reference") not in by:
             continue  # not in this run
-        found, lacking = _by_backend(by, workload, "train_x")
+        found, lacking = _by_backend(by, workload, key)
         missing += [f"{workload}/{b}" for b in lacking]
         for xs in found.values():
             seen = True
@@ -260,7 +279,8 @@ def targets(table: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
         figures.append(f"no figure: {', '.join(missing)}")
     out.append(
         (
-            "1. training >= 1.0x the reference, every backend and workload",
+            "1. training >= 1.0x the reference, every backend and workload"
+            + (" (paired rounds)" if paired else ""),
             _status(ok, seen, missing),
             ", ".join(figures),
         )
@@ -371,13 +391,35 @@ def fmt(value: Any, spec: str = ".0f") -> str:
 def markdown(doc: dict[str, Any]) -> str:
     table = doc["table"]
     gemm = doc["gemm"]
-    lines = [
-        "| workload | contender | n | train samples/s (median / best) | x ref "
-        "| % of GEMM | infer samples/s @1024 | x ref | p50 b=1 ms | x ref "
-        "| p50 b=32 ms | x ref | train mem growth MiB | x ref |",
-        "|---" * 14 + "|",
+    paired = any("train_x_paired" in r for r in table)
+    header = [
+        "workload",
+        "contender",
+        "n",
+        "train samples/s (median / best)",
+        "x ref",
+        *(["x ref, paired (min - max)"] if paired else []),
+        "% of GEMM",
+        "infer samples/s @1024",
+        "x ref",
+        "p50 b=1 ms",
+        "x ref",
+        "p50 b=32 ms",
+        "x ref",
+        "train mem growth MiB",
+        "x ref",
     ]
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     for r in table:
+        pair = []
+        if paired:
+            pair = ["-"]
+            if "train_x_paired" in r:
+                low, high = r["paired_range"]
+                pair = [
+                    f"{r['train_x_paired']:.2f} ({low:.2f} - {high:.2f}, "
+                    f"n={r['paired_n']})"
+                ]
         lines.append(
             "| "
             + " | ".join(
@@ -387,6 +429,7 @@ def markdown(doc: dict[str, Any]) -> str:
                     str(r["n"]),
                     f"{fmt(r['train'])} / {fmt(r['train_best'])}",
                     fmt(r.get("train_x"), ".2f"),
+                    *pair,
                     fmt(
                         None
                         if r["gemm_fraction"] is None
@@ -449,6 +492,32 @@ def page(doc: dict[str, Any]) -> str:
     took = f"run took {m['wall_seconds']:.0f} s"
     if m.get("make_seconds") is not None:
         took += f" ({m['make_seconds']:.0f} s with `make bench`'s set-up)"
+    compile_infer = ""
+    if any(
+        r["contender"] == "torch-compile" and r["infer"] is None
+        for r in doc["table"]
+    ):
+        compile_infer = (
+            ", no inference at 1024 (its predict step would compile too)"
+        )
+    paired = """\
+- The training ratios below come from separate processes, which the
+  machine's drift moves (by 10-30% from run to run on the 2-core machine
+  of `benchmarks/NOTES.md`). `make bench-paired` trains each backend in
+  turns with the reference in one process:
+  [training in turns with the reference](paired/index.md).
+"""
+    if any("train_x_paired" in r for r in doc["table"]):
+        paired = """\
+- `x ref, paired`: training measured in turns with the float32 reference
+  in each contender's own process (`make bench-paired`, `run.py
+  --paired`): one Keras repeat (the next steps of the same `fit` epoch),
+  then one reference repeat, `n` times after an untimed pair. The median
+  of the pairs' ratios (reference seconds / Keras seconds; above 1, Keras
+  trains faster) and their range. The machine's drift between processes
+  and over minutes cancels out of each pair, so target 1 counts these
+  ratios, and the chart shows them.
+"""
     return f"""# Benchmarks
 
 keras-masknet against the reference (a PyTorch eager implementation written
@@ -469,8 +538,12 @@ for shorter runs); how it measures, and what was tried, is in
   settings; the reference is a plain PyTorch loop (Adam, `BCELoss`), in
   float32 and under `torch.autocast("cpu", dtype=torch.bfloat16)`.
   Medians of `n` timed repeats after warm-up (a repeat: 1 step of 1024 at
-  `recap`, 8 steps at the paper workloads); `torch-compile`: 2 warm-up
-  steps (the second step compiles again). On a CPU without bfloat16 units,
+  `recap`, 8 steps at the paper workloads); keras-masknet's repeats are
+  consecutive steps of one `fit` epoch, so per-epoch costs, which a real
+  epoch spreads over thousands of steps, are left out (on TensorFlow,
+  tf.data's autotuning delays the start of some epochs by about a
+  second). `torch-compile`: 2 warm-up steps (the second step compiles
+  again){compile_infer}. On a CPU without bfloat16 units,
   where `reference-bf16` and `torch-bf16` take minutes a step: 1 repeat,
   no warm-up, no inference at 1024, the bfloat16 check on 64 samples.
 - `x ref`: the ratio to the reference (bfloat16 rows: to the reference
@@ -495,7 +568,7 @@ for shorter runs); how it measures, and what was tried, is in
   PyTorch (the docs recommend `torch.compile` for long runs); on a CPU
   they do not recommend XLA on TensorFlow: `tensorflow-xla` is shown, not
   counted.
-
+{paired}
 ![training throughput relative to the reference](chart.png)
 
 {markdown(doc)}
@@ -514,7 +587,15 @@ def chart(doc: dict[str, Any], path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    table = [r for r in doc["table"] if "train_x" in r]
+    key = "train_x"
+    if any("train_x_paired" in r for r in doc["table"]):
+        key = "train_x_paired"
+    # float32 only: the bfloat16 rows compare with the reference under
+    # autocast, tens of times slower without bfloat16 units (the table has
+    # them).
+    table = [
+        r for r in doc["table"] if key in r and r["precision"] == "float32"
+    ]
     if not table:
         print("no training figures: no chart", file=sys.stderr)
         return
@@ -528,15 +609,21 @@ def chart(doc: dict[str, Any], path: str) -> None:
             for r in table:
                 if r["workload"] == w and r["contender"] == name:
                     xs.append(j + i * width)
-                    ys.append(r["train_x"])
+                    ys.append(r[key])
         ax.bar(xs, ys, width, label=name)
     ax.axhline(1.0, color="black", linewidth=0.8)
+    # Room above the bars for the legend.
+    top = max([r[key] for r in table] + [1.0])
+    ax.set_ylim(0, 1.3 * top)
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(workloads))])
     ax.set_xticklabels(workloads)
-    ax.set_ylabel("training samples/s, x the reference")
+    ax.set_ylabel(
+        "training samples/s, x the reference"
+        + (" (paired rounds)" if key == "train_x_paired" else "")
+    )
     ax.set_title(
-        f"keras-masknet vs the reference, {doc['machine']['cores']}-core CPU"
-        " (bf16 rows vs the reference under autocast)"
+        f"keras-masknet vs the reference, {doc['machine']['cores']}-core CPU,"
+        " float32"
     )
     ax.legend(fontsize=7, ncol=3)
     fig.tight_layout()
@@ -592,6 +679,17 @@ def main() -> None:
         help="Unix time the budget counts from (`make bench` passes its "
         "own start, so that the set-up counts); default: now",
     )
+    parser.add_argument(
+        "--paired",
+        type=int,
+        default=0,
+        metavar="ROUNDS",
+        help="also train each float32 keras-masknet contender in ROUNDS "
+        "turns with the float32 reference, in its own process; target 1 "
+        "then counts those ratios. Default contenders: "
+        + ",".join(PAIRED_CONTENDERS)
+        + " (`make bench-paired`: 7 rounds, docs/benchmarks/paired/)",
+    )
     parser.add_argument("--out-dir", default=OUT_DIR)
     parser.add_argument("--from-json", help="re-render a results.json")
     args = parser.parse_args()
@@ -603,6 +701,10 @@ def main() -> None:
     workloads = list(WORKLOADS)
     contenders = list(DEFAULT_CONTENDERS)
     repeats = args.repeats
+    if args.paired < 0:
+        parser.error(f"--paired must be >= 0. Received: {args.paired}")
+    if args.paired:
+        contenders = list(PAIRED_CONTENDERS)
     if args.quick:
         workloads, contenders, repeats = QUICK_WORKLOADS, QUICK_CONTENDERS, 3
     if args.workloads:
@@ -634,7 +736,7 @@ def main() -> None:
             results[name] = {"error": "skipped: over the time budget"}
             continue
         timeout = min(args.timeout, left)
-        results[name] = run_contender(name, mine, repeats, timeout)
+        results[name] = run_contender(name, mine, repeats, timeout, args.paired)
     doc = {
         "machine": {
             "cpu": cpu_name(),
@@ -652,6 +754,7 @@ def main() -> None:
             else time.time() - args.started_at,
         },
         "repeats": repeats,
+        "paired_rounds": args.paired,
         "budget_seconds": args.budget,
         "workloads": workloads,
         "results": results,

@@ -37,6 +37,8 @@ LATENCY_BATCHES = (1, 32)
 #: Untimed repeats first (the first one compiles under XLA/JAX); a
 #: contender's `warmup` replaces them.
 WARMUP = {"recap": 1, "paper-parallel": 2, "paper-serial": 2}
+#: The workload whose memory growth the table shows (each process's first).
+MEMORY_WORKLOAD = next(iter(WORKLOADS))
 #: Samples of the bfloat16-vs-float32 (and fused-vs-plain) output check.
 CHECK_SAMPLES = 256
 
@@ -201,15 +203,10 @@ def gemm_rates(framework: str, repeats: int) -> dict[str, Any]:
 # --- the reference --------------------------------------------------------
 
 
-def run_reference(
-    workload: str,
-    precision: str,
-    repeats: int,
-    warmup: int,
-    do_latency: bool,
-    do_inference: bool = True,
-    check_samples: int = CHECK_SAMPLES,
-) -> dict[str, Any]:
+def reference_trainer(workload: str, precision: str) -> tuple[Any, ...]:
+    """The reference (tests/reference_torch.py) with a Linear + sigmoid
+    head: (model, epoch, autocast, x). `epoch()` trains one timed repeat
+    (`STEPS[workload]` batches) with a plain loop: Adam and `BCELoss`."""
     import torch
     from torch import nn
 
@@ -257,10 +254,26 @@ def run_reference(
         float(loss.detach())
 
     model.train()
+    return model, epoch, autocast, x
+
+
+def run_reference(
+    workload: str,
+    precision: str,
+    repeats: int,
+    warmup: int,
+    do_latency: bool,
+    do_inference: bool = True,
+    check_samples: int = CHECK_SAMPLES,
+) -> dict[str, Any]:
+    import torch
+
+    model, epoch, autocast, x = reference_trainer(workload, precision)
+    bf16 = precision == "bfloat16"
     with PeakMemory() as mem:
         times = time_calls(epoch, repeats, warmup=warmup)
     result = {
-        "train": summary(times, steps * BATCH),
+        "train": summary(times, STEPS[workload] * BATCH),
         "memory": {"base_mib": mem.base, "growth_mib": mem.growth},
     }
     model.eval()
@@ -362,6 +375,72 @@ def serving_fn(model: Any, backend: str, jit: Any) -> Any:
     return for_batch
 
 
+def epoch_timer(times: list[float]) -> Any:
+    """A callback appending each epoch's seconds to `times`."""
+    import keras
+
+    class Timer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            float(logs["loss"])  # waits for the step (JAX dispatches async)
+            times.append(time.perf_counter() - self.start)
+
+    return Timer()
+
+
+def step_timer(steps: int, after: Any = None) -> Any:
+    """A callback that times `model.fit` over one long epoch in groups of
+    `steps` batches (`.times`): a group is one repeat. The clock starts at
+    the first batch and then runs from one group's end to the next, so
+    every per-step cost counts and per-epoch ones do not: those spread over
+    a real epoch's thousands of steps, but would weigh on a repeat of 8
+    (on TensorFlow, tf.data's autotuning delays the start of some epochs by
+    about 1.3 s here; benchmarks/NOTES.md). At each group's end it reads
+    the loss (JAX dispatches asynchronously), then runs `after()`,
+    untimed."""
+    import keras
+
+    class StepTimer(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.times: list[float] = []
+            self.start: float | None = None
+
+        def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
+            if self.start is None:
+                self.start = time.perf_counter()
+
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            if (batch + 1) % steps:
+                return
+            float(logs["loss"])
+            self.times.append(time.perf_counter() - self.start)
+            if after is not None:
+                after()
+            self.start = time.perf_counter()
+
+    return StepTimer()
+
+
+def fit_groups(
+    model: Any, x: np.ndarray, y: np.ndarray, groups: int, timer: Any
+) -> None:
+    """`model.fit` for one epoch of `groups` passes over (x, y), in order,
+    timed by `timer` (`step_timer`)."""
+    x, y = np.tile(x, (groups, 1)), np.tile(y, (groups, 1))
+    model.fit(
+        x,
+        y,
+        batch_size=BATCH,
+        epochs=1,
+        shuffle=False,
+        verbose=0,
+        callbacks=[timer],
+    )
+
+
 def run_keras(
     workload: str,
     backend: str,
@@ -373,35 +452,36 @@ def run_keras(
     do_latency: bool,
     do_inference: bool = True,
     check_samples: int = CHECK_SAMPLES,
+    paired: int = 0,
 ) -> dict[str, Any]:
-    import keras
-
     model = build_keras_model(workload, fused, precision, jit)
     steps = STEPS[workload]
     x, y = data(workload, steps * BATCH)
-    timer_times: list[float] = []
-
-    class Timer(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
-            self.start = time.perf_counter()
-
-        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-            float(logs["loss"])  # waits for the step (JAX dispatches async)
-            timer_times.append(time.perf_counter() - self.start)
-
+    # Warm-up (compiles) and, in the workload whose memory growth the table
+    # shows, one step more: the growth of training. Then the timed repeats,
+    # in one epoch (`step_timer`). Without warm-up (a step of minutes), the
+    # growth is that of the timed repeats.
+    first = warmup + (workload == MEMORY_WORKLOAD) if warmup else 0
+    warm: list[float] = []
+    timer = step_timer(steps)
     with PeakMemory() as mem:
-        model.fit(
-            x,
-            y,
-            batch_size=BATCH,
-            epochs=warmup + repeats,
-            shuffle=False,
-            verbose=0,
-            callbacks=[Timer()],
-        )
+        if first:
+            model.fit(
+                x,
+                y,
+                batch_size=BATCH,
+                epochs=first,
+                shuffle=False,
+                verbose=0,
+                callbacks=[epoch_timer(warm)],
+            )
+        else:
+            fit_groups(model, x, y, repeats, timer)
+    if first:
+        fit_groups(model, x, y, repeats, timer)
     result = {
-        "train": summary(timer_times[warmup:], steps * BATCH),
-        "warmup_seconds": timer_times[:warmup],
+        "train": summary(timer.times, steps * BATCH),
+        "warmup_seconds": warm,
         "memory": {"base_mib": mem.base, "growth_mib": mem.growth},
         "jit_compile": model.jit_compile,
     }
@@ -435,7 +515,41 @@ def run_keras(
         )
         key = "bf16" if precision == "bfloat16" else "fused"
         result[f"{key}_max_abs_diff"] = float(np.max(np.abs(low - high)))
+    if paired:
+        result["paired"] = paired_rounds(model, workload, x, y, paired)
     return result
+
+
+def paired_rounds(
+    model: Any, workload: str, x: np.ndarray, y: np.ndarray, rounds: int
+) -> dict[str, Any]:
+    """Training side by side with the float32 reference, in this process:
+    `rounds` timed pairs of one Keras repeat (`model.fit` goes on) and one
+    reference repeat right after it, after one untimed pair. Each pair's
+    ratio (reference seconds / Keras seconds: above 1, Keras trains
+    faster) shares the machine's state of that moment, so drift between
+    processes and over minutes cancels out of it."""
+
+    _, ref_epoch, _, _ = reference_trainer(workload, "float32")
+    ref_times: list[float] = []
+
+    def reference_epoch() -> None:
+        start = time.perf_counter()
+        ref_epoch()
+        ref_times.append(time.perf_counter() - start)
+
+    timer = step_timer(STEPS[workload], after=reference_epoch)
+    fit_groups(model, x, y, 1 + rounds, timer)
+    keras_times = timer.times
+    ratios = [r / k for r, k in zip(ref_times[1:], keras_times[1:])]
+    samples = STEPS[workload] * BATCH
+    return {
+        "keras": summary(keras_times[1:], samples),
+        "reference": summary(ref_times[1:], samples),
+        "warmup_seconds": [keras_times[0], ref_times[0]],
+        "ratios": ratios,
+        "median_ratio": statistics.median(ratios),
+    }
 
 
 # --- main -----------------------------------------------------------------
@@ -446,6 +560,13 @@ def main() -> None:
     parser.add_argument("--contender", required=True, choices=CONTENDERS)
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--paired",
+        type=int,
+        default=0,
+        help="rounds of training paired with the float32 reference in this "
+        "process (float32 keras-masknet contenders only; 0: none)",
+    )
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     spec = contender_spec(args.contender)
@@ -494,6 +615,7 @@ def main() -> None:
                 spec.get("precision", "float32"),
                 spec.get("fused", False),
                 **common,
+                paired=args.paired if plain and not spec.get("fused") else 0,
             )
         res["wall_seconds"] = time.perf_counter() - t0
         result["workloads"][workload] = res

@@ -1,12 +1,14 @@
 """The benchmark's bookkeeping (benchmarks/run.py and workloads.py): the
 settings a contender runs with, the time budget, and how the table and
-the targets follow from the workers' figures. No contender runs here: the
-benchmark itself is `make bench`."""
+the targets follow from the workers' figures; and the worker's timing on
+a tiny workload. No real contender runs here: the benchmark itself is
+`make bench`."""
 
 import importlib.util
 import json
 import sys
 
+import numpy as np
 import pytest
 
 from tests.helpers import REPO
@@ -25,6 +27,7 @@ def _load(name):
 
 run = _load("run")
 workloads = _load("workloads")
+worker = _load("worker")
 
 
 def test_slow_bf16_settings_apply_only_on_a_cpu_without_bf16_units():
@@ -183,13 +186,151 @@ def test_the_budget_counts_from_started_at(tmp_path, monkeypatch, capsys):
     assert "with `make bench`'s set-up" in page
 
 
-def test_the_committed_benchmark_page_matches_its_results(tmp_path, capsys):
-    # docs/benchmarks/index.md is rendered from results.json: after a change
-    # to run.py's rendering, `python benchmarks/run.py --from-json
-    # docs/benchmarks/results.json` brings the page up to date.
-    with open(REPO / "docs" / "benchmarks" / "results.json") as f:
+@pytest.mark.parametrize("page", ["", "paired"])
+def test_the_committed_benchmark_page_matches_its_results(
+    page, tmp_path, capsys
+):
+    # docs/benchmarks/index.md (`make bench`) and paired/index.md (`make
+    # bench-paired`) are rendered from their results.json: after a change to
+    # run.py's rendering, `python benchmarks/run.py --from-json
+    # docs/benchmarks/results.json` (--out-dir docs/benchmarks/paired with
+    # paired/results.json) brings a page up to date.
+    folder = REPO / "docs" / "benchmarks" / page
+    with open(folder / "results.json") as f:
         doc = json.load(f)
     run.render(doc, str(tmp_path))
     got = (tmp_path / "index.md").read_text()
-    want = (REPO / "docs" / "benchmarks" / "index.md").read_text()
-    assert got == want
+    assert got == (folder / "index.md").read_text()
+
+
+def _paired(ratios):
+    return {"ratios": ratios, "median_ratio": sorted(ratios)[len(ratios) // 2]}
+
+
+def test_paired_ratios_count_for_the_training_target_when_measured():
+    # Side by side in separate processes every backend looks faster; in
+    # turns with the reference (same process) torch is slower: the paired
+    # ratios decide.
+    results = _results(
+        reference=_figures(2.0),
+        jax=_figures(1.9, paired=_paired([1.01, 1.05, 1.02])),
+        tensorflow=_figures(1.9, paired=_paired([1.1, 1.0, 1.2])),
+        torch=_figures(1.9, paired=_paired([0.93, 0.97, 0.95])),
+    )
+    status, figures = _target(results, 1)[1:]
+    assert status == "NOT met", figures
+    assert "recap/torch 0.95x" in figures and "recap/jax 1.02x" in figures
+    assert _target(results, 1)[0].endswith("(paired rounds)")
+    table = run.rows(results)
+    doc = {"table": table, "gemm": {}, "targets": run.targets(table)}
+    doc["results"] = results
+    text = run.markdown(doc)
+    header = [c.strip() for c in text.splitlines()[0].split("|")]
+    column = header.index("x ref, paired (min - max)")
+    line = next(s for s in text.splitlines() if "| torch |" in s)
+    assert line.split("|")[column].strip() == "0.95 (0.93 - 0.97, n=3)"
+    line = next(s for s in text.splitlines() if "| reference |" in s)
+    assert line.split("|")[column].strip() == "-"
+    # Without paired figures: the separate processes' ratios, no column.
+    for name in ("jax", "tensorflow", "torch"):
+        del results[name]["workloads"]["recap"]["paired"]
+    assert _target(results, 1)[1] == "met"  # 2.0 s / 1.9 s: 1.05x each
+    table = run.rows(results)
+    doc = {"table": table, "gemm": {}, "targets": run.targets(table)}
+    doc["results"] = results
+    assert "paired" not in run.markdown(doc)
+
+
+@pytest.fixture
+def tiny_workload(monkeypatch):
+    """A MaskNet small enough to train in a moment, 2 steps a repeat."""
+    name = "tiny"
+    monkeypatch.setitem(
+        worker.WORKLOADS,
+        name,
+        {
+            "input_dim": 6,
+            "config": {
+                "mask_blocks": [{"output_size": 4, "reduction_factor": 1.0}],
+                "mlp": {"layer_sizes": [4], "final_layer_activation": True},
+                "use_parallel": True,
+            },
+        },
+    )
+    monkeypatch.setitem(worker.STEPS, name, 2)
+    return name
+
+
+def test_the_worker_times_repeats_and_pairs_with_the_reference(tiny_workload):
+    import keras
+
+    res = worker.run_keras(
+        tiny_workload,
+        keras.backend.backend(),
+        "auto",
+        "float32",
+        False,
+        repeats=3,
+        warmup=1,
+        do_latency=False,
+        do_inference=False,
+        paired=2,
+    )
+    # The warm-up epoch (not the workload whose memory growth is shown: no
+    # step more), then 3 timed repeats in one epoch.
+    assert len(res["warmup_seconds"]) == 1
+    assert len(res["train"]["seconds"]) == 3
+    assert res["train"]["samples_per_repeat"] == 2 * worker.BATCH
+    assert res["memory"]["growth_mib"] >= 0
+    # One untimed pair, then 2 timed ones: each ratio is the reference's
+    # seconds over Keras' of the same round.
+    paired = res["paired"]
+    assert len(paired["ratios"]) == 2 and len(paired["warmup_seconds"]) == 2
+    for ratio, ref, ks in zip(
+        paired["ratios"],
+        paired["reference"]["seconds"],
+        paired["keras"]["seconds"],
+    ):
+        assert ratio == pytest.approx(ref / ks)
+        assert ks > 0 and ref > 0
+    # Without warm-up (the emulated-bfloat16 contenders): the memory growth
+    # is measured over the timed repeats themselves.
+    res = worker.run_keras(
+        tiny_workload,
+        keras.backend.backend(),
+        "auto",
+        "float32",
+        False,
+        repeats=1,
+        warmup=0,
+        do_latency=False,
+        do_inference=False,
+    )
+    assert res["warmup_seconds"] == [] and len(res["train"]["seconds"]) == 1
+    assert res["memory"]["growth_mib"] >= 0 and "paired" not in res
+
+
+def test_the_step_timer_leaves_out_what_runs_between_repeats(monkeypatch):
+    import types
+
+    import keras
+
+    # The worker's clock only moves when `after` runs (between repeats):
+    # what it times must then be zero.
+    clock = [0.0]
+    monkeypatch.setattr(
+        worker, "time", types.SimpleNamespace(perf_counter=lambda: clock[0])
+    )
+    calls = []
+
+    def after():
+        clock[0] += 100.0
+        calls.append(1)
+
+    timer = worker.step_timer(2, after=after)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.zeros((8, 3), "float32")
+    model.fit(x, x[:, :1], batch_size=2, epochs=1, verbose=0, callbacks=[timer])
+    assert len(calls) == 2  # 4 batches, 2 a repeat
+    assert timer.times == [0.0, 0.0]
