@@ -529,7 +529,6 @@ def paired_rounds(
     ratio (reference seconds / Keras seconds: above 1, Keras trains
     faster) shares the machine's state of that moment, so drift between
     processes and over minutes cancels out of it."""
-
     _, ref_epoch, _, _ = reference_trainer(workload, "float32")
     ref_times: list[float] = []
 

@@ -264,18 +264,19 @@ def tiny_workload(monkeypatch):
 def test_the_worker_times_repeats_and_pairs_with_the_reference(tiny_workload):
     import keras
 
-    res = worker.run_keras(
-        tiny_workload,
-        keras.backend.backend(),
-        "auto",
-        "float32",
-        False,
-        repeats=3,
-        warmup=1,
-        do_latency=False,
-        do_inference=False,
-        paired=2,
-    )
+    def run(**kwargs):
+        return worker.run_keras(
+            tiny_workload,
+            keras.backend.backend(),
+            "auto",
+            "float32",
+            False,
+            do_latency=False,
+            do_inference=False,
+            **kwargs,
+        )
+
+    res = run(repeats=3, warmup=1, paired=2)
     # The warm-up epoch (not the workload whose memory growth is shown: no
     # step more), then 3 timed repeats in one epoch.
     assert len(res["warmup_seconds"]) == 1
@@ -295,17 +296,7 @@ def test_the_worker_times_repeats_and_pairs_with_the_reference(tiny_workload):
         assert ks > 0 and ref > 0
     # Without warm-up (the emulated-bfloat16 contenders): the memory growth
     # is measured over the timed repeats themselves.
-    res = worker.run_keras(
-        tiny_workload,
-        keras.backend.backend(),
-        "auto",
-        "float32",
-        False,
-        repeats=1,
-        warmup=0,
-        do_latency=False,
-        do_inference=False,
-    )
+    res = run(repeats=1, warmup=0)
     assert res["warmup_seconds"] == [] and len(res["train"]["seconds"]) == 1
     assert res["memory"]["growth_mib"] >= 0 and "paired" not in res
 
