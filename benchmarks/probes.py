@@ -1,0 +1,222 @@
+"""The one-off probes that benchmarks/NOTES.md quotes, to run again.
+
+    python benchmarks/probes.py tf-data [--autotune off]
+    python benchmarks/probes.py gemm-layouts --framework tensorflow
+    KERAS_BACKEND=tensorflow python benchmarks/probes.py optimizer
+
+`tf-data`: TensorFlow, paper-parallel, 20 epochs of 8 steps on NumPy arrays
+(or on a `tf.data.Dataset` with autotuning off): how many epochs start late.
+`gemm-layouts`: every dense layer of a workload at batch 1024 (the
+1-unit head left out), its three products of a training step (forward
+`x @ w`, input gradient `g @ w.T`, weight gradient `x.T @ g`) in jax or
+tensorflow against PyTorch's
+(`F.linear`, `g @ w`, `g.T @ x`), medians in ms. `optimizer`: keras-masknet
+on the current backend and the reference, in turns in one process, with
+Adam and then SGD: what the optimizer costs each.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import worker  # noqa: E402
+from workloads import WORKLOADS  # noqa: E402
+from workloads import dense_shapes  # noqa: E402
+
+
+def median_ms(fn: Any, repeats: int) -> float:
+    return 1e3 * statistics.median(worker.time_calls(fn, repeats, warmup=2))
+
+
+def tf_data(autotune: bool) -> None:
+    os.environ["KERAS_BACKEND"] = "tensorflow"
+    import tensorflow as tf
+
+    workload = "paper-parallel"
+    model = worker.build_keras_model(workload, False, "float32", "auto")
+    x, y = worker.data(workload, worker.STEPS[workload] * worker.BATCH)
+    first: list[float] = []
+    model.fit(x, y, batch_size=worker.BATCH, epochs=1, verbose=0)
+    data: Any = {"x": x, "y": y, "batch_size": worker.BATCH, "shuffle": False}
+    if not autotune:
+        options = tf.data.Options()
+        options.autotune.enabled = False
+        dataset = tf.data.Dataset.from_tensor_slices((x, y))
+        data = {
+            "x": dataset.batch(worker.BATCH).with_options(options),
+            "shuffle": False,
+        }
+    times: list[float] = []
+    model.fit(
+        **data,
+        epochs=20,
+        verbose=0,
+        callbacks=[worker.epoch_timer(times), first_step_timer(first)],
+    )
+    late = sum(t > 0.6 for t in first)
+    print(
+        f"autotune {'on (NumPy arrays)' if autotune else 'off'}: "
+        f"{late} of {len(first)} epochs started late (first step > 0.6 s); "
+        f"epoch median {statistics.median(times):.2f} s, "
+        f"mean {statistics.mean(times):.2f} s"
+    )
+
+
+def first_step_timer(first: list[float]) -> Any:
+    """A callback appending the seconds to each epoch's first step."""
+    import keras
+
+    class Timer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            self.start = time.perf_counter()
+
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            if batch == 0:
+                float(logs["loss"])
+                first.append(time.perf_counter() - self.start)
+
+    return Timer()
+
+
+def gemm_layouts(framework: str, workload: str, repeats: int) -> None:
+    import torch
+
+    spec = WORKLOADS[workload]
+    batch = worker.BATCH
+    rng = np.random.default_rng(0)
+    totals = np.zeros(6)
+    layers = dense_shapes(spec["input_dim"], spec["config"])
+    for i, o in sorted({s for s in layers if s[1] > 1}):
+        x = rng.random((batch, i), dtype="float32")
+        w = rng.random((i, o), dtype="float32")
+        g = rng.random((batch, o), dtype="float32")
+        if framework == "jax":
+            import jax
+            import jax.numpy as jnp
+
+            fx, fw, fg = map(jnp.asarray, (x, w, g))
+            fwd = jax.jit(lambda a, b: a @ b)
+            dx = jax.jit(lambda a, b: a @ b.T)
+            dw = jax.jit(lambda a, b: a.T @ b)
+            ours = [
+                lambda: fwd(fx, fw).block_until_ready(),
+                lambda: dx(fg, fw).block_until_ready(),
+                lambda: dw(fx, fg).block_until_ready(),
+            ]
+        else:
+            import tensorflow as tf
+
+            fx, fw, fg = map(tf.constant, (x, w, g))
+            mm = tf.function(tf.linalg.matmul)
+            ours = [
+                lambda: mm(fx, fw).numpy(),
+                lambda: mm(fg, fw, transpose_b=True).numpy(),
+                lambda: mm(fx, fg, transpose_a=True).numpy(),
+            ]
+        tx, tg = torch.from_numpy(x), torch.from_numpy(g)
+        tw = torch.from_numpy(np.ascontiguousarray(w.T))  # nn.Linear's
+        theirs = [
+            lambda: torch.nn.functional.linear(tx, tw),
+            lambda: tg @ tw,
+            lambda: tg.T @ tx,
+        ]
+        ms = [median_ms(fn, repeats) for fn in ours + theirs]
+        count = layers.count((i, o))
+        totals += count * np.array(ms)
+        print(
+            f"{count} x {i:5d} -> {o:5d}  {framework}: fwd {ms[0]:6.1f}"
+            f" dx {ms[1]:6.1f} dw {ms[2]:6.1f}   torch: fwd {ms[3]:6.1f}"
+            f" dx {ms[4]:6.1f} dw {ms[5]:6.1f} ms"
+        )
+    print(
+        f"a step's layers, summed  {framework}: "
+        + " ".join(f"{t:.0f}" for t in totals[:3])
+        + "   torch: "
+        + " ".join(f"{t:.0f}" for t in totals[3:])
+        + " ms (fwd dx dw)"
+    )
+
+
+def optimizer(workload: str, rounds: int) -> None:
+    import keras
+    import torch
+
+    x, y = worker.data(workload, worker.STEPS[workload] * worker.BATCH)
+    steps = worker.STEPS[workload]
+    costs = {}
+    for name in ("adam", "sgd"):
+        model = worker.build_keras_model(workload, False, "float32", "auto")
+        if name == "sgd":
+            model.compile(
+                optimizer=keras.optimizers.SGD(1e-4),
+                loss="binary_crossentropy",
+            )
+        ref, ref_epoch, _, _ = worker.reference_trainer(workload, "float32")
+        if name == "sgd":
+            sgd = torch.optim.SGD(ref.parameters(), lr=1e-4)
+            loss_fn = torch.nn.BCELoss()
+            tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+
+            def ref_epoch() -> None:
+                for i in range(steps):
+                    sl = slice(i * worker.BATCH, (i + 1) * worker.BATCH)
+                    sgd.zero_grad(set_to_none=True)
+                    loss = loss_fn(ref(tx[sl]), ty[sl])
+                    loss.backward()
+                    sgd.step()
+                float(loss.detach())
+
+        model.fit(x, y, batch_size=worker.BATCH, epochs=1, verbose=0)
+        ref_times: list[float] = []
+
+        def after(fn: Any = ref_epoch, out: list = ref_times) -> None:
+            start = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - start)
+
+        timer = worker.step_timer(steps, after=after)
+        worker.fit_groups(model, x, y, 1 + rounds, timer)
+        ours = statistics.median(timer.times[1:])
+        theirs = statistics.median(ref_times[1:])
+        costs[name] = (ours, theirs)
+        print(
+            f"{name}: keras-masknet ({keras.backend.backend()}) {ours:.3f} s, "
+            f"the reference {theirs:.3f} s a repeat ({theirs / ours:.2f}x)"
+        )
+    print(
+        "the optimizer's share: keras-masknet "
+        f"{costs['adam'][0] - costs['sgd'][0]:.3f} s, the reference "
+        f"{costs['adam'][1] - costs['sgd'][1]:.3f} s a repeat"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "probe", choices=["tf-data", "gemm-layouts", "optimizer"]
+    )
+    parser.add_argument("--autotune", choices=["on", "off"], default="on")
+    parser.add_argument(
+        "--framework", choices=["jax", "tensorflow"], default="tensorflow"
+    )
+    parser.add_argument("--workload", choices=WORKLOADS, default="recap")
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args()
+    if args.probe == "tf-data":
+        tf_data(args.autotune == "on")
+    elif args.probe == "gemm-layouts":
+        gemm_layouts(args.framework, args.workload, args.repeats)
+    else:
+        optimizer(args.workload, args.repeats)
+
+
+if __name__ == "__main__":
+    main()
