@@ -147,10 +147,8 @@ def gemm_layouts(framework: str, workload: str, repeats: int) -> None:
 
 def optimizer(workload: str, rounds: int) -> None:
     import keras
-    import torch
 
     x, y = worker.data(workload, worker.STEPS[workload] * worker.BATCH)
-    steps = worker.STEPS[workload]
     costs = {}
     for name in ("adam", "sgd"):
         model = worker.build_keras_model(workload, False, "float32", "auto")
@@ -159,33 +157,9 @@ def optimizer(workload: str, rounds: int) -> None:
                 optimizer=keras.optimizers.SGD(1e-4),
                 loss="binary_crossentropy",
             )
-        ref, ref_epoch, _, _ = worker.reference_trainer(workload, "float32")
-        if name == "sgd":
-            sgd = torch.optim.SGD(ref.parameters(), lr=1e-4)
-            loss_fn = torch.nn.BCELoss()
-            tx, ty = torch.from_numpy(x), torch.from_numpy(y)
-
-            def ref_epoch() -> None:
-                for i in range(steps):
-                    sl = slice(i * worker.BATCH, (i + 1) * worker.BATCH)
-                    sgd.zero_grad(set_to_none=True)
-                    loss = loss_fn(ref(tx[sl]), ty[sl])
-                    loss.backward()
-                    sgd.step()
-                float(loss.detach())
-
-        model.fit(x, y, batch_size=worker.BATCH, epochs=1, verbose=0)
-        ref_times: list[float] = []
-
-        def after(fn: Any = ref_epoch, out: list = ref_times) -> None:
-            start = time.perf_counter()
-            fn()
-            out.append(time.perf_counter() - start)
-
-        timer = worker.step_timer(steps, after=after)
-        worker.fit_groups(model, x, y, 1 + rounds, timer)
-        ours = statistics.median(timer.times[1:])
-        theirs = statistics.median(ref_times[1:])
+        pairs = worker.paired_rounds(model, workload, x, y, rounds, name)
+        ours = statistics.median(pairs["keras"]["seconds"])
+        theirs = statistics.median(pairs["reference"]["seconds"])
         costs[name] = (ours, theirs)
         print(
             f"{name}: keras-masknet ({keras.backend.backend()}) {ours:.3f} s, "

@@ -26,6 +26,7 @@ from workloads import BATCH  # noqa: E402
 from workloads import CONTENDERS  # noqa: E402
 from workloads import DEFAULT_CONTENDERS  # noqa: E402
 from workloads import GEMM_SHAPE  # noqa: E402
+from workloads import MEMORY_WORKLOAD  # noqa: E402
 from workloads import WORKLOADS  # noqa: E402
 from workloads import cpu_flags  # noqa: E402
 from workloads import forward_flops  # noqa: E402
@@ -39,8 +40,6 @@ QUICK_WORKLOADS = ["paper-parallel", "paper-serial"]
 #: `--paired`: the modes target 1 counts (COUNTED_MODES), in turns with the
 #: reference.
 PAIRED_CONTENDERS = ["reference", "jax", "tensorflow", "torch", "torch-compile"]
-#: Memory growth is measured in each process's first workload only.
-MEMORY_WORKLOAD = next(iter(WORKLOADS))
 
 
 def cpu_name() -> str:
@@ -224,6 +223,11 @@ COUNTED_MODES = {
 }
 
 
+def has_paired(table: list[dict[str, Any]]) -> bool:
+    """Whether the rows have paired-round ratios (`--paired`)."""
+    return any("train_x_paired" in r for r in table)
+
+
 def _by_backend(
     by: dict[tuple[str, str], Any], workload: str, key: str, suffix: str = ""
 ) -> tuple[dict[str, list[tuple[float, str]]], list[str]]:
@@ -262,7 +266,7 @@ def targets(table: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
     # that ran.
     # With paired rounds (`--paired`) the ratios measured in turns with the
     # reference, in each contender's process, count instead.
-    paired = any("train_x_paired" in r for r in table)
+    paired = has_paired(table)
     key = "train_x_paired" if paired else "train_x"
     figures, ok, seen, missing = [], True, False, []
     for workload in WORKLOADS:
@@ -391,7 +395,7 @@ def fmt(value: Any, spec: str = ".0f") -> str:
 def markdown(doc: dict[str, Any]) -> str:
     table = doc["table"]
     gemm = doc["gemm"]
-    paired = any("train_x_paired" in r for r in table)
+    paired = has_paired(table)
     header = [
         "workload",
         "contender",
@@ -507,7 +511,7 @@ def page(doc: dict[str, Any]) -> str:
   turns with the reference in one process:
   [training in turns with the reference](paired/index.md).
 """
-    if any("train_x_paired" in r for r in doc["table"]):
+    if has_paired(doc["table"]):
         paired = """\
 - `x ref, paired`: training measured in turns with the float32 reference
   in each contender's own process (`make bench-paired`, `run.py
@@ -587,9 +591,7 @@ def chart(doc: dict[str, Any], path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    key = "train_x"
-    if any("train_x_paired" in r for r in doc["table"]):
-        key = "train_x_paired"
+    key = "train_x_paired" if has_paired(doc["table"]) else "train_x"
     # float32 only: the bfloat16 rows compare with the reference under
     # autocast, tens of times slower without bfloat16 units (the table has
     # them).

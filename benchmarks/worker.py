@@ -26,6 +26,7 @@ sys.path.insert(1, REPO)
 from workloads import BATCH  # noqa: E402
 from workloads import CONTENDERS  # noqa: E402
 from workloads import GEMM_SHAPE  # noqa: E402
+from workloads import MEMORY_WORKLOAD  # noqa: E402
 from workloads import WORKLOADS  # noqa: E402
 from workloads import contender_spec  # noqa: E402
 
@@ -37,8 +38,6 @@ LATENCY_BATCHES = (1, 32)
 #: Untimed repeats first (the first one compiles under XLA/JAX); a
 #: contender's `warmup` replaces them.
 WARMUP = {"recap": 1, "paper-parallel": 2, "paper-serial": 2}
-#: The workload whose memory growth the table shows (each process's first).
-MEMORY_WORKLOAD = next(iter(WORKLOADS))
 #: Samples of the bfloat16-vs-float32 (and fused-vs-plain) output check.
 CHECK_SAMPLES = 256
 
@@ -203,10 +202,13 @@ def gemm_rates(framework: str, repeats: int) -> dict[str, Any]:
 # --- the reference --------------------------------------------------------
 
 
-def reference_trainer(workload: str, precision: str) -> tuple[Any, ...]:
+def reference_trainer(
+    workload: str, precision: str, optimizer: str = "adam"
+) -> tuple[Any, ...]:
     """The reference (tests/reference_torch.py) with a Linear + sigmoid
     head: (model, epoch, autocast, x). `epoch()` trains one timed repeat
-    (`STEPS[workload]` batches) with a plain loop: Adam and `BCELoss`."""
+    (`STEPS[workload]` batches) with a plain loop: Adam (or "sgd", for a
+    probe) and `BCELoss`."""
     import torch
     from torch import nn
 
@@ -238,19 +240,20 @@ def reference_trainer(workload: str, precision: str) -> tuple[Any, ...]:
     steps = STEPS[workload]
     x, y = data(workload, steps * BATCH)
     tx, ty = torch.from_numpy(x), torch.from_numpy(y)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    make = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}[optimizer]
+    opt = make(model.parameters(), lr=1e-4)
     loss_fn = nn.BCELoss()
 
     def epoch() -> None:
         for i in range(steps):
             xb = tx[i * BATCH : (i + 1) * BATCH]
             yb = ty[i * BATCH : (i + 1) * BATCH]
-            optimizer.zero_grad(set_to_none=True)
+            opt.zero_grad(set_to_none=True)
             with autocast():
                 p = model(xb)
             loss = loss_fn(p.float(), yb)
             loss.backward()
-            optimizer.step()
+            opt.step()
         float(loss.detach())
 
     model.train()
@@ -521,15 +524,21 @@ def run_keras(
 
 
 def paired_rounds(
-    model: Any, workload: str, x: np.ndarray, y: np.ndarray, rounds: int
+    model: Any,
+    workload: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    rounds: int,
+    optimizer: str = "adam",
 ) -> dict[str, Any]:
     """Training side by side with the float32 reference, in this process:
     `rounds` timed pairs of one Keras repeat (`model.fit` goes on) and one
     reference repeat right after it, after one untimed pair. Each pair's
     ratio (reference seconds / Keras seconds: above 1, Keras trains
     faster) shares the machine's state of that moment, so drift between
-    processes and over minutes cancels out of it."""
-    _, ref_epoch, _, _ = reference_trainer(workload, "float32")
+    processes and over minutes cancels out of it. `optimizer`: the
+    reference's (see `reference_trainer`)."""
+    _, ref_epoch, _, _ = reference_trainer(workload, "float32", optimizer)
     ref_times: list[float] = []
 
     def reference_epoch() -> None:

@@ -49,6 +49,10 @@ WORKLOADS: dict[str, dict[str, Any]] = {
     },
 }
 
+#: The workload whose memory growth the table shows: each process runs it
+#: first (later workloads reuse memory the allocator already holds).
+MEMORY_WORKLOAD = next(iter(WORKLOADS))
+
 #: Settings of the bfloat16 eager contenders on a CPU without bfloat16
 #: units, where a recap step takes minutes: one timed repeat, no warm-up
 #: (eager: nothing to compile), no inference at batch 1024 (not a target),
