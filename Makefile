@@ -25,7 +25,8 @@ OLDEST_TESTS := tests/test_mask_block.py tests/test_mlp.py \
 	tests/test_mask_net.py tests/test_reference.py tests/test_variants.py
 
 .PHONY: install demo lint format test test-quick test-tensorflow test-jax \
-	test-torch test-oldest dist docs serve-docs bench bench-paired clean
+	test-torch test-oldest dist docs serve-docs bench bench-paired \
+	bench-serving clean
 
 $(STAMP): requirements.txt requirements-docs.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,10 +42,11 @@ install: $(STAMP)
 demo: install
 	$(PY) examples/quickstart.py
 
-## lint: ruff check and ruff format --check
+## lint: ruff check, ruff format --check and mypy (strict) on the package
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 
 ## format: apply ruff's fixes and formatting
 format: install
@@ -101,9 +103,18 @@ dist: install
 ## docs/benchmarks/. Shorter: make bench BENCH_ARGS="--quick"
 ## Its 15-minute budget counts from make's start, set-up included.
 BENCH_START := $(shell date +%s)
+# Serving latency (benchmarks/serving.py) after the training table.
+SERVING_ARGS ?= --rounds 3 --calls 200
 bench: install
 	$(PY) -m pip install -q -r benchmarks/requirements.txt
 	$(PY) benchmarks/run.py --started-at $(BENCH_START) $(BENCH_ARGS)
+	$(PY) benchmarks/serving.py --out-dir docs/benchmarks $(SERVING_ARGS)
+
+## bench-serving: serving latency alone (each backend's recommended path,
+## Keras' eager torch path, the reference; ~3 minutes); writes
+## docs/benchmarks/serving.{json,md}
+bench-serving: install
+	$(PY) benchmarks/serving.py --out-dir docs/benchmarks $(SERVING_ARGS)
 
 ## bench-paired: also trains each counted mode in turns with the reference,
 ## in its own process (7 rounds): the ratios target 1 counts, with the

@@ -133,7 +133,7 @@ def main(argv: list[str]) -> int:
     keras.utils.set_random_seed(0)
     data = Batches(batch_size, per_epoch)
     inputs = keras.Input((INPUT_WIDTH,))
-    backbone = keras_masknet.reference_production_mask_net()
+    backbone = keras_masknet.presets.reference_production_mask_net()
     outputs = keras.layers.Dense(1, activation="sigmoid")(backbone(inputs))
     model = keras.Model(inputs, outputs)
     model.compile(keras.optimizers.Adam(1e-4), "binary_crossentropy")

@@ -3,6 +3,7 @@
     python benchmarks/probes.py tf-data [--autotune off]
     python benchmarks/probes.py gemm-layouts --framework tensorflow
     KERAS_BACKEND=tensorflow python benchmarks/probes.py optimizer
+    python benchmarks/probes.py bf16-gemm --framework jax
 
 `tf-data`: TensorFlow, paper-parallel, 20 epochs of 8 steps on NumPy arrays
 (or on a `tf.data.Dataset` with autotuning off): how many epochs start late.
@@ -12,7 +13,13 @@
 tensorflow against PyTorch's
 (`F.linear`, `g @ w`, `g.T @ x`), medians in ms. `optimizer`: keras-masknet
 on the current backend and the reference, in turns in one process, with
-Adam and then SGD: what the optimizer costs each.
+Adam and then SGD: what the optimizer costs each. `bf16-gemm`: the forward
+products of a workload's dense layers at batch 1024 in bfloat16 and in
+float32, in GFLOP/s: PyTorch in Keras' kernel layout (`x @ w`, w of shape
+(in, out)) and in `nn.Linear`'s (`F.linear`, w of shape (out, in)); JAX
+with XLA:CPU's default and with its oneDNN flags (each in a process of its
+own: `XLA_FLAGS` is read when JAX starts); TensorFlow. On a CPU with
+`avx512_bf16`/`amx_bf16` this shows which backend's bfloat16 dot uses them.
 """
 
 import argparse
@@ -41,7 +48,7 @@ def tf_data(autotune: bool) -> None:
     import tensorflow as tf
 
     workload = "paper-parallel"
-    model = worker.build_keras_model(workload, False, "float32", "auto")
+    model = worker.build_keras_model(workload, "float32", "auto")
     x, y = worker.data(workload, worker.STEPS[workload] * worker.BATCH)
     first: list[float] = []
     model.fit(x, y, batch_size=worker.BATCH, epochs=1, verbose=0)
@@ -145,13 +152,97 @@ def gemm_layouts(framework: str, workload: str, repeats: int) -> None:
     )
 
 
+#: XLA:CPU flags of the pinned jaxlib that hand dots to oneDNN (openxla/xla
+#: PRs 8402, 30997, 31025); `bf16-gemm --framework jax` tries each.
+XLA_ONEDNN_VARIANTS = {
+    "default": "",
+    "use_onednn": "--xla_cpu_use_onednn=true",
+    "onednn_custom_call": "--xla_cpu_use_onednn=true "
+    "--xla_cpu_experimental_onednn_custom_call=true",
+}
+
+
+def bf16_gemm(framework: str, workload: str, repeats: int) -> None:
+    import subprocess
+
+    spec = WORKLOADS[workload]
+    batch = worker.BATCH
+    shapes = sorted(
+        {s for s in dense_shapes(spec["input_dim"], spec["config"]) if s[1] > 1}
+    )
+    if framework == "jax" and "BF16_GEMM_VARIANT" not in os.environ:
+        for name, flags in XLA_ONEDNN_VARIANTS.items():
+            env = dict(os.environ, BF16_GEMM_VARIANT=name)
+            env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " " + flags).strip()
+            cmd = [
+                sys.executable,
+                os.path.abspath(__file__),
+                "bf16-gemm",
+                "--framework",
+                "jax",
+                "--workload",
+                workload,
+                "--repeats",
+                str(repeats),
+            ]
+            subprocess.run(cmd, env=env, check=False)
+        return
+    rng = np.random.default_rng(0)
+    for i, o in shapes:
+        x = rng.random((batch, i), dtype="float32")
+        w = rng.random((i, o), dtype="float32")
+        flops = 2.0 * batch * i * o
+        rates = {}
+        if framework == "torch":
+            import torch
+
+            for dtype in (torch.float32, torch.bfloat16):
+                tx = torch.from_numpy(x).to(dtype)
+                tw = torch.from_numpy(w).to(dtype)
+                tw_t = tw.T.contiguous()  # nn.Linear's (out, in)
+                tag = "bf16" if dtype == torch.bfloat16 else "f32"
+                with torch.inference_mode():
+                    rates[f"{tag} x@w"] = median_ms(lambda: tx @ tw, repeats)
+                    rates[f"{tag} linear"] = median_ms(
+                        lambda: torch.nn.functional.linear(tx, tw_t), repeats
+                    )
+        elif framework == "jax":
+            import jax
+            import jax.numpy as jnp
+
+            mm = jax.jit(lambda a, b: a @ b)
+            for dtype, tag in ((jnp.float32, "f32"), (jnp.bfloat16, "bf16")):
+                jx, jw = jnp.asarray(x, dtype), jnp.asarray(w, dtype)
+                rates[f"{tag} x@w"] = median_ms(
+                    lambda: mm(jx, jw).block_until_ready(), repeats
+                )
+        else:
+            import tensorflow as tf
+
+            mm = tf.function(tf.linalg.matmul)
+            for dtype, tag in ((tf.float32, "f32"), (tf.bfloat16, "bf16")):
+                fx = tf.cast(tf.constant(x), dtype)
+                fw = tf.cast(tf.constant(w), dtype)
+                rates[f"{tag} x@w"] = median_ms(
+                    lambda: mm(fx, fw).numpy(), repeats
+                )
+        variant = os.environ.get("BF16_GEMM_VARIANT", "")
+        cells = "  ".join(
+            f"{k} {flops / (ms * 1e6):7.1f}" for k, ms in rates.items()
+        )
+        print(
+            f"{framework} {variant} {batch}x{i}x{o} GFLOP/s: {cells}",
+            flush=True,
+        )
+
+
 def optimizer(workload: str, rounds: int) -> None:
     import keras
 
     x, y = worker.data(workload, worker.STEPS[workload] * worker.BATCH)
     costs = {}
     for name in ("adam", "sgd"):
-        model = worker.build_keras_model(workload, False, "float32", "auto")
+        model = worker.build_keras_model(workload, "float32", "auto")
         if name == "sgd":
             model.compile(
                 optimizer=keras.optimizers.SGD(1e-4),
@@ -175,11 +266,13 @@ def optimizer(workload: str, rounds: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
-        "probe", choices=["tf-data", "gemm-layouts", "optimizer"]
+        "probe", choices=["tf-data", "gemm-layouts", "optimizer", "bf16-gemm"]
     )
     parser.add_argument("--autotune", choices=["on", "off"], default="on")
     parser.add_argument(
-        "--framework", choices=["jax", "tensorflow"], default="tensorflow"
+        "--framework",
+        choices=["jax", "tensorflow", "torch"],
+        default="tensorflow",
     )
     parser.add_argument("--workload", choices=WORKLOADS, default="recap")
     parser.add_argument("--repeats", type=int, default=7)
@@ -187,7 +280,11 @@ def main() -> None:
     if args.probe == "tf-data":
         tf_data(args.autotune == "on")
     elif args.probe == "gemm-layouts":
+        if args.framework == "torch":
+            parser.error("gemm-layouts compares jax or tensorflow with torch")
         gemm_layouts(args.framework, args.workload, args.repeats)
+    elif args.probe == "bf16-gemm":
+        bf16_gemm(args.framework, args.workload, args.repeats)
     else:
         optimizer(args.workload, args.repeats)
 

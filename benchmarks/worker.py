@@ -38,7 +38,7 @@ LATENCY_BATCHES = (1, 32)
 #: Untimed repeats first (the first one compiles under XLA/JAX); a
 #: contender's `warmup` replaces them.
 WARMUP = {"recap": 1, "paper-parallel": 2, "paper-serial": 2}
-#: Samples of the bfloat16-vs-float32 (and fused-vs-plain) output check.
+#: Samples of the bfloat16-vs-float32 output check.
 CHECK_SAMPLES = 256
 
 
@@ -307,9 +307,7 @@ def run_reference(
 # --- keras-masknet --------------------------------------------------------
 
 
-def build_keras_model(
-    workload: str, fused: bool, precision: str, jit: Any
-) -> Any:
+def build_keras_model(workload: str, precision: str, jit: Any) -> Any:
     import keras
 
     import keras_masknet
@@ -319,12 +317,7 @@ def build_keras_model(
     keras.config.set_dtype_policy(policy)
     keras.utils.set_random_seed(0)
     inputs = keras.Input((spec["input_dim"],))
-    if fused:
-        from fused import FusedParallelMaskNet
-
-        backbone = FusedParallelMaskNet(**spec["config"])
-    else:
-        backbone = keras_masknet.MaskNet(**spec["config"])
+    backbone = keras_masknet.MaskNet(**spec["config"])
     head = keras.layers.Dense(1, activation="sigmoid", dtype="float32")
     model = keras.Model(inputs, head(backbone(inputs)))
     model.compile(
@@ -449,7 +442,6 @@ def run_keras(
     backend: str,
     jit: Any,
     precision: str,
-    fused: bool,
     repeats: int,
     warmup: int,
     do_latency: bool,
@@ -457,7 +449,7 @@ def run_keras(
     check_samples: int = CHECK_SAMPLES,
     paired: int = 0,
 ) -> dict[str, Any]:
-    model = build_keras_model(workload, fused, precision, jit)
+    model = build_keras_model(workload, precision, jit)
     steps = STEPS[workload]
     x, y = data(workload, steps * BATCH)
     # Warm-up (compiles) and, in the workload whose memory growth the table
@@ -504,20 +496,15 @@ def run_keras(
             "predict_on_batch": latency(predict, x, calls),
             "direct": latency(serve, x, calls),
         }
-    if precision == "bfloat16" or fused:
+    if precision == "bfloat16":
         # The same weights in a float32 MaskNet: the outputs must agree.
-        ref = build_keras_model(workload, False, "float32", jit)
-        if fused:
-            model.layers[1].load_from_mask_net(ref.layers[1])
-            model.layers[2].set_weights(ref.layers[2].get_weights())
-        else:
-            ref.set_weights(model.get_weights())
+        ref = build_keras_model(workload, "float32", jit)
+        ref.set_weights(model.get_weights())
         high = np.asarray(ref.predict_on_batch(x[:check_samples]))
         low = np.asarray(
             model.predict_on_batch(x[:check_samples]), dtype="float32"
         )
-        key = "bf16" if precision == "bfloat16" else "fused"
-        result[f"{key}_max_abs_diff"] = float(np.max(np.abs(low - high)))
+        result["bf16_max_abs_diff"] = float(np.max(np.abs(low - high)))
     if paired:
         result["paired"] = paired_rounds(model, workload, x, y, paired)
     return result
@@ -601,7 +588,7 @@ def main() -> None:
     }
     start = time.perf_counter()
     plain = spec.get("precision", "float32") == "float32"
-    if plain and not spec.get("fused") and spec.get("jit") is not True:
+    if plain and spec.get("jit") is not True:
         frameworks = [backend] + (["numpy"] if backend == "torch" else [])
         result["gemm"] = {fw: gemm_rates(fw, args.repeats) for fw in frameworks}
     for workload in workloads:
@@ -621,9 +608,8 @@ def main() -> None:
                 backend,
                 spec["jit"],
                 spec.get("precision", "float32"),
-                spec.get("fused", False),
                 **common,
-                paired=args.paired if plain and not spec.get("fused") else 0,
+                paired=args.paired if plain else 0,
             )
         res["wall_seconds"] = time.perf_counter() - t0
         result["workloads"][workload] = res

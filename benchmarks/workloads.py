@@ -4,29 +4,38 @@ Shared by `run.py` (the driver) and `worker.py` (one contender per
 process); imports neither keras nor a backend.
 """
 
+import importlib.util
+import os
 from typing import Any
 
 BATCH = 1024
+
+
+def _presets() -> Any:
+    """keras_masknet/presets.py, loaded from its file: the package's
+    `__init__` would import Keras, and a worker must set its backend first.
+    The presets import nothing of Keras until a preset is built."""
+    path = os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        "keras_masknet",
+        "presets.py",
+    )
+    spec = importlib.util.spec_from_file_location("_masknet_presets", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
 
 #: `MaskNet` keyword arguments and input width of each workload. The
 #: reference's block options (bias, no activation after the LayerNorm);
 #: `reduction_factor` relative to the mask input (the reference's
 #: convention), so the paper workloads aggregate to 2 * 390 = 780.
 WORKLOADS: dict[str, dict[str, Any]] = {
+    # The reference's production backbone on its dense feature vector.
     "recap": {
         "input_dim": 2776,
-        "config": {
-            "mask_blocks": [
-                {
-                    "output_size": 1024,
-                    "aggregation_size": 1024,
-                    "input_layer_norm": False,
-                }
-            ]
-            * 4,
-            "mlp": {"layer_sizes": [2048], "final_layer_activation": True},
-            "use_parallel": True,
-        },
+        "config": _presets().preset_config("reference_production"),
     },
     "paper-parallel": {
         "input_dim": 390,
@@ -68,8 +77,7 @@ SLOW_BF16 = {
 #: "reference" is the PyTorch eager re-implementation of the reference
 #: (tests/reference_torch.py) with a plain training loop; "keras" is
 #: keras-masknet through `model.fit`. `jit` is `model.compile(jit_compile=)`.
-#: `workloads`: the ones it runs (None: all). `fused`: the prototype of the
-#: parallel blocks computed on stacked weights (benchmarks/fused.py).
+#: `workloads`: the ones it runs (None: all).
 #: Optional: `latency` (False: no serving latencies), `warmup` (untimed
 #: repeats, instead of the worker's per-workload default), `max_repeats`,
 #: `inference` (False: no inference at batch 1024), `check_samples` (of the
@@ -144,20 +152,6 @@ CONTENDERS: dict[str, dict[str, Any]] = {
         # oneDNN's emulated bfloat16 dots without bfloat16 units: more than
         # two minutes a step here.
         "without_bf16_units": SLOW_BF16,
-    },
-    "jax-fused": {
-        "kind": "keras",
-        "backend": "jax",
-        "jit": "auto",
-        "fused": True,
-        "workloads": ["recap", "paper-parallel"],
-    },
-    "torch-fused": {
-        "kind": "keras",
-        "backend": "torch",
-        "jit": "auto",
-        "fused": True,
-        "workloads": ["recap", "paper-parallel"],
     },
 }
 

@@ -4,13 +4,17 @@ The pipeline a recommender team runs, in miniature:
 
 1. raw click logs: six string columns (site, ad id, ...) and four skewed
    numeric ones, with a known true click probability
-   (`keras_masknet.data.make_raw_click_data`);
+   (`keras_masknet.datasets.make_raw_click_data`);
 2. Keras preprocessing in a `tf.data` pipeline: `keras.utils.FeatureSpace`
    looks strings up in a vocabulary (or hashes them, for the large `ad_id`
    column) and normalizes the numbers. `tf.data` and the preprocessing run
    on every backend; only the model runs on the backend you chose;
 3. one embedding per field, concatenated, then MaskNet and a sigmoid unit;
-   a plain DNN of about the same size on the same embeddings as a baseline;
+   a plain DNN of about the same size on the same embeddings as a baseline.
+   keras-rs (Keras' recommenders library) has the other pieces such a
+   pipeline uses, on every backend: `keras_rs.layers.FeatureCross` (DCN-v2
+   crosses) and ranking metrics and losses; `examples/keras_rs_pipeline.py`
+   puts them beside a MaskNet;
 4. `model.fit` with a validation split and early stopping; test AUC and log
    loss of both models, next to the best achievable ones (those of the true
    probability);
@@ -41,10 +45,10 @@ import numpy as np
 import tensorflow as tf
 
 import keras_masknet
-from keras_masknet.data import RAW_CATEGORICAL_COLUMNS
-from keras_masknet.data import RAW_NUMERIC_COLUMNS
-from keras_masknet.data import make_raw_click_data
-from keras_masknet.data import roc_auc
+from keras_masknet.datasets import RAW_CATEGORICAL_COLUMNS
+from keras_masknet.datasets import RAW_NUMERIC_COLUMNS
+from keras_masknet.datasets import make_raw_click_data
+from keras_masknet.datasets import roc_auc
 
 #: Categorical columns with too many values for a vocabulary: hashed into
 #: this many bins instead.

@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import keras_masknet  # noqa: E402
-from keras_masknet.data import make_click_data  # noqa: E402
+from keras_masknet.datasets import make_click_data  # noqa: E402
 
 
 def build_model(num_features: int) -> keras.Model:

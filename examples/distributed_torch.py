@@ -31,7 +31,7 @@ from torch.utils.data import TensorDataset  # noqa: E402
 from torch.utils.data.distributed import DistributedSampler  # noqa: E402
 
 import keras_masknet  # noqa: E402
-from keras_masknet.data import make_click_data  # noqa: E402
+from keras_masknet.datasets import make_click_data  # noqa: E402
 
 
 def build_model(num_features: int) -> keras.Model:

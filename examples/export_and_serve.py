@@ -27,7 +27,7 @@ import keras
 import numpy as np
 
 import keras_masknet
-from keras_masknet.data import make_click_data
+from keras_masknet.datasets import make_click_data
 
 
 def build_model(num_features: int) -> keras.Model:

@@ -7,7 +7,9 @@ the model's test AUC next to the best AUC any model can reach on the same
 test samples. It then saves the model to a `.keras` file, reloads it and
 checks that the reloaded model predicts exactly the same.
 
-The defaults run in seconds on a laptop CPU; pass larger sizes for a real run:
+With the defaults it trains in seconds on JAX or TensorFlow (about 4 s on
+2 CPU cores; PyTorch runs eagerly and takes about a minute); pass larger
+sizes for a real run:
 
     KERAS_BACKEND=jax python examples/quickstart.py
     python examples/quickstart.py --samples 200000 --epochs 10 --blocks 4
@@ -26,10 +28,10 @@ import keras
 import numpy as np
 
 import keras_masknet
-from keras_masknet.data import ClickData
-from keras_masknet.data import best_auc
-from keras_masknet.data import make_click_data
-from keras_masknet.data import roc_auc
+from keras_masknet.datasets import ClickData
+from keras_masknet.datasets import best_auc
+from keras_masknet.datasets import make_click_data
+from keras_masknet.datasets import roc_auc
 
 #: Fraction of the samples held out for the final test.
 TEST_FRACTION = 0.2
@@ -157,7 +159,12 @@ def main(argv: list[str] | None = None) -> int:
     except AssertionError as error:
         print(f"FAILED: the reloaded model predicts differently.\n{error}")
         return 1
-    print(f"Saved and reloaded {path}: identical predictions.")
+    if args.output:
+        print(f"Saved and reloaded {path}: identical predictions.")
+    else:  # the temporary folder is gone by now: no path to show
+        print("Saved and reloaded: identical predictions.")
+        print("(The file was in a temporary folder, now deleted; pass")
+        print(" --output PATH to keep it.)")
     return 0
 
 

@@ -56,15 +56,14 @@ def mask_net_layout_map(
     width (the blocks' output width) and every MLP layer size but the last.
 
     Args:
-        device_mesh: `keras.distribution.DeviceMesh`. The mesh whose
-            `model_axis` the kernels are split along; its other axis
-            (usually `"batch"`) shards the data.
-        model_axis: str. Name of the mesh axis to split the kernels along.
-            Must be one of `device_mesh.axis_names`. Defaults to `"model"`.
-        block_pattern: str. Regex that a MaskBlock's own path component
-            must fully match. Defaults to `r"mask_block[^/]*"`.
-        mlp_pattern: str or None. Regex of the MLP head's path component;
-            `None` leaves the MLP replicated. Defaults to `r"mlp[^/]*"`.
+        device_mesh: The mesh whose `model_axis` the kernels are split
+            along; its other axis (usually `"batch"`) shards the data.
+        model_axis: Name of the mesh axis to split the kernels along. Must
+            be one of `device_mesh.axis_names`.
+        block_pattern: Regex that a MaskBlock's own path component must
+            fully match.
+        mlp_pattern: Regex of the MLP head's path component; `None` leaves
+            the MLP replicated.
 
     Returns:
         A `keras.distribution.LayoutMap` on `device_mesh`, to pass to
@@ -83,7 +82,7 @@ def mask_net_layout_map(
     mesh = keras.distribution.DeviceMesh(
         shape=(1, 1), axis_names=("batch", "model"), devices=["cpu:0"]
     )
-    layout_map = keras_masknet.mask_net_layout_map(mesh)
+    layout_map = keras_masknet.distribution.mask_net_layout_map(mesh)
     path = "mask_net/mask_block_0/mask_aggregation/kernel"
     assert layout_map[path].axes == (None, "model")
     assert layout_map["mask_net/mlp/dense_1/kernel"].axes == ("model", None)
@@ -97,7 +96,7 @@ def mask_net_layout_map(
             shape=(1, 1), axis_names=("batch", "model"), devices=devices
         )
         distribution = keras.distribution.ModelParallel(
-            layout_map=keras_masknet.mask_net_layout_map(mesh),
+            layout_map=keras_masknet.distribution.mask_net_layout_map(mesh),
             batch_dim_name="batch",
         )
         with distribution.scope():

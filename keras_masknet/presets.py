@@ -3,14 +3,17 @@
 Each preset is a `MaskNet` built in one call; `preset_config` returns its
 keyword arguments to inspect or edit. Side by side:
 
-| preset | blocks | width | aggregation | emb. LN | block | MLP |
-| --- | --- | --- | --- | --- | --- | --- |
-| `ser_mask_net` | 3 in series | 400 (*) | r = 2 (a) | per field | (b) | - |
-| `para_mask_net` | 3 parallel | 400 (*) | r = 2 (a) | per field | (b) | 3x400 |
-| `reference_production_mask_net` | 4 parallel | 1024 | 1024 | - | (c) | 2048 |
+| | `ser_mask_net` | `para_mask_net` | `reference_production_mask_net` |
+| --- | --- | --- | --- |
+| blocks | 3 in series | 3 parallel | 4 parallel |
+| block width | 400 (*) | 400 (*) | 1024 |
+| aggregation | r = 2 (a) | r = 2 (a) | 1024 |
+| embedding LN | per field | per field | - |
+| block | (b) | (b) | (c) |
+| MLP | - | 3 x 400 | 2048 |
 
 - `ser_mask_net`, `para_mask_net`: the paper's SerMaskNet and ParaMaskNet,
-  on field embeddings; every mask is computed from the RAW embeddings.
+  on field embeddings; every mask is computed from the raw embeddings.
 - `reference_production_mask_net`: the backbone of the reference's
   `local_prod.yaml`, on its ~2,776-wide dense feature vector (about 42.5M
   parameters); its MLP layer has a ReLU (`final_layer_activation`).
@@ -27,10 +30,17 @@ loss (the unit is not part of a preset: add it, as the examples below do).
 Presets build layers; the layers know nothing of presets.
 """
 
+# This module imports Keras only when a preset is built, so that the
+# benchmarks' driver can read the configurations (the reference's
+# production one is defined here only) without starting a backend.
+from __future__ import annotations
+
 import copy
+from typing import TYPE_CHECKING
 from typing import Any
 
-from keras_masknet.layers.mask_net import MaskNet
+if TYPE_CHECKING:
+    from keras_masknet.layers.mask_net import MaskNet
 
 #: The block of the paper's MaskNets: width 400 (see the module docstring),
 #: aggregation width r = 2 of the masked layer, no hidden bias, ReLU.
@@ -77,8 +87,8 @@ def preset_config(name: str) -> dict[str, Any]:
     """The `MaskNet` keyword arguments of a preset, as a fresh copy.
 
     Args:
-        name: str. One of `PRESET_NAMES`: `"ser_mask_net"`,
-            `"para_mask_net"` or `"reference_production"`.
+        name: One of `PRESET_NAMES`: `"ser_mask_net"`, `"para_mask_net"`
+            or `"reference_production"`.
 
     Returns:
         A dict that `MaskNet(**config)` takes; editing it changes nothing
@@ -89,7 +99,7 @@ def preset_config(name: str) -> dict[str, Any]:
     ```python
     import keras_masknet
 
-    config = keras_masknet.preset_config("para_mask_net")
+    config = keras_masknet.presets.preset_config("para_mask_net")
     for block in config["mask_blocks"]:
         block["dropout_rate"] = 0.1  # FuxiCTR's block dropout
     net = keras_masknet.MaskNet(**config)
@@ -105,6 +115,8 @@ def preset_config(name: str) -> dict[str, Any]:
 
 
 def _build(name: str, overrides: dict[str, Any]) -> MaskNet:
+    from keras_masknet.layers.mask_net import MaskNet
+
     return MaskNet(**{**preset_config(name), **overrides})
 
 
@@ -114,7 +126,7 @@ def ser_mask_net(**kwargs: Any) -> MaskNet:
     `MaskNet(**preset_config("ser_mask_net"))`: each field embedding is
     normalized on its own (LN-EMB); block 0 masks the normalized embeddings
     and blocks 1 and 2 the previous block's output, every mask computed from
-    the RAW embeddings with an aggregation width twice the masked layer's
+    the raw embeddings with an aggregation width twice the masked layer's
     (r = 2); each block is `ReLU(LN(W (mask * x)))` with 400 units and no
     bias. The output, `(batch, 400)`, feeds the prediction unit.
 
@@ -135,7 +147,7 @@ def ser_mask_net(**kwargs: Any) -> MaskNet:
     import keras_masknet
 
     inputs = keras.Input(shape=(39, 10))  # Criteo: 39 fields, size 10
-    backbone = keras_masknet.ser_mask_net()
+    backbone = keras_masknet.presets.ser_mask_net()
     outputs = keras.layers.Dense(1, "sigmoid")(backbone(inputs))
     model = keras.Model(inputs, outputs)
     assert model.predict(np.ones((2, 39, 10)), verbose=0).shape == (2, 1)
@@ -153,7 +165,7 @@ def para_mask_net(**kwargs: Any) -> MaskNet:
 
     `MaskNet(**preset_config("para_mask_net"))`: each field embedding is
     normalized on its own (LN-EMB); every block masks the normalized
-    embeddings with a mask computed from the RAW ones (aggregation width
+    embeddings with a mask computed from the raw ones (aggregation width
     r = 2 of the masked layer) and is `ReLU(LN(W (mask * x)))` with 400 units
     and no bias; the three outputs are concatenated (1200 wide) and fed to
     an MLP of three ReLU layers of 400. The output, `(batch, 400)`, feeds
@@ -171,7 +183,7 @@ def para_mask_net(**kwargs: Any) -> MaskNet:
     import numpy as np
     import keras_masknet
 
-    backbone = keras_masknet.para_mask_net()
+    backbone = keras_masknet.presets.para_mask_net()
     fields = [np.ones((2, 10), "float32")] * 5 + [np.ones((2, 4), "float32")]
     assert tuple(backbone(fields).shape) == (2, 400)
     ```
@@ -204,7 +216,7 @@ def reference_production_mask_net(**kwargs: Any) -> MaskNet:
     ```python
     import keras_masknet
 
-    backbone = keras_masknet.reference_production_mask_net()
+    backbone = keras_masknet.presets.reference_production_mask_net()
     backbone.build((None, 2776))
     assert 42.0e6 < backbone.count_params() < 43.0e6
     ```

@@ -89,6 +89,7 @@ def _mlp_entries(mlp: MLP, prefix: str) -> Iterator[_Entry]:
             break
         if mlp.batch_norm_layers:
             norm = mlp.batch_norm_layers[i]
+            assert mlp.batch_norm is not None
             if mlp.batch_norm["affine"]:
                 yield from _layer_norm(f"{prefix}{index}", norm)
             yield _Entry(
@@ -114,7 +115,7 @@ def _entries(layer: Any) -> list[_Entry]:
     _check_built(layer)
     _check_reference_structure(layer)
     if isinstance(layer, MaskNet):
-        entries = []
+        entries: list[_Entry] = []
         for i, block in enumerate(layer.mask_block_layers):
             entries += _mask_block_entries(block, f"_mask_blocks.{i}.")
         if layer.mlp_layer is not None:
@@ -182,14 +183,13 @@ def load_reference_weights(
     functions raise a `ValueError` naming the option.
 
     Args:
-        layer: a BUILT `MaskNet`, `MaskBlock` or `MLP` with the same
+        layer: A built `MaskNet`, `MaskBlock` or `MLP` with the same
             configuration as the reference module.
-        state_dict: mapping from key to tensor or array. Values are read with
+        state_dict: Key to tensor or array. Values are read with
             `numpy.asarray`, so CPU torch tensors and NumPy arrays both work.
-        prefix: str. Stripped from the keys first, e.g. `"_backbone."` for a
+        prefix: Stripped from the keys first, e.g. `"_backbone."` for a
             MaskNet inside the reference's full model. Keys that do not start
             with it belong to other parts of that model and are ignored.
-            Defaults to `""`.
 
     Raises:
         TypeError: if `layer` is not one of the three layers, or `state_dict`
@@ -216,7 +216,7 @@ def load_reference_weights(
         "_layer_norm.weight": np.ones(4),
         "_layer_norm.bias": np.zeros(4),
     }
-    keras_masknet.load_reference_weights(block, state_dict)
+    keras_masknet.reference.load_reference_weights(block, state_dict)
     assert np.allclose(block.hidden.kernel.numpy(), 1.0)
     ```
     """
@@ -313,7 +313,7 @@ def export_reference_weights(layer: Any) -> dict[str, np.ndarray]:
         mlp={"layer_sizes": [4]},
     )
     net.build((None, 10))
-    state_dict = keras_masknet.export_reference_weights(net)
+    state_dict = keras_masknet.reference.export_reference_weights(net)
     assert state_dict["_mask_blocks.0._mask_layer.0.weight"].shape == (5, 10)
     assert state_dict["_dense_layers.layers.0.weight"].shape == (4, 8)
     ```

@@ -1,15 +1,28 @@
 """Shared fixtures. The backend is fixed per process by KERAS_BACKEND."""
 
-import json
 import os
 
-import hypothesis
-import keras
-import numpy as np
-import pytest
+# Before anything imports jax (through keras): XLA compiles every eager JAX
+# operation anew for each new shape, and on 2 cores LLVM's optimizations
+# are most of that time; the tests' arrays are tiny, so optimized code saves
+# nothing. Level 0 more than halves the JAX session (and XLA compiles on
+# TensorFlow); numbers stay IEEE float32, within every test's tolerance.
+# Child processes inherit it. XLA_FLAGS that set a level are left alone.
+_XLA_FLAGS = os.environ.get("XLA_FLAGS", "")
+if "xla_backend_optimization_level" not in _XLA_FLAGS:
+    os.environ["XLA_FLAGS"] = (
+        f"{_XLA_FLAGS} --xla_backend_optimization_level=0".strip()
+    )
 
-from tests.helpers import DATA
-from tests.helpers import REPO
+import json  # noqa: E402
+
+import hypothesis  # noqa: E402
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from tests.helpers import DATA  # noqa: E402
+from tests.helpers import REPO  # noqa: E402
 
 # Hypothesis profiles (tests/test_properties.py): "ci", the default, keeps
 # `make test` short; KERAS_MASKNET_HYPOTHESIS_PROFILE=thorough runs 20 times

@@ -2,8 +2,15 @@
 
     python -m tests.cross_backend_worker save DIR   # writes DIR/<backend>/
     python -m tests.cross_backend_worker load DIR   # loads the others' files
+    python -m tests.cross_backend_worker save-load DIR tensorflow jax
 
-The backend is the child's KERAS_BACKEND. Prints one JSON line.
+`save-load` saves, then loads; the backends named after DIR are the ones
+whose files `load` reads (default: every other one in DIR). The backend is
+the child's KERAS_BACKEND. Prints one JSON line.
+
+Models are called directly, not through `predict`: a compiled `predict` (or
+`fit`) costs a compilation per model on JAX and TensorFlow, and the files,
+not the compiler, are what is tested here.
 """
 
 import json
@@ -102,20 +109,24 @@ def save(root: pathlib.Path) -> dict:
         net = keras_masknet.MaskNet(**config)
         outputs = keras.layers.Dense(1, activation="sigmoid")(net(inputs))
         model = keras.Model(inputs, outputs)
-        model.compile("adam", "binary_crossentropy")
+        model.compile("adam", "binary_crossentropy", run_eagerly=True)
         # Train briefly so that BatchNorm statistics and weights move.
         model.fit(_split(name, x), y, epochs=2, batch_size=16, verbose=0)
         model.save(out / f"{name}.keras")
         np.save(out / f"{name}_x.npy", x)
-        np.save(
-            out / f"{name}_y.npy", model.predict(_split(name, x), verbose=0)
-        )
+        np.save(out / f"{name}_y.npy", _predict(model, _split(name, x)))
     return {"backend": BACKEND, "saved": sorted(CONFIGS)}
 
 
-def load(root: pathlib.Path) -> dict:
+def _predict(model, x):
+    return keras.ops.convert_to_numpy(model(x, training=False))
+
+
+def load(root: pathlib.Path, sources=()) -> dict:
     errors = {}
-    for source in sorted(p.name for p in root.iterdir() if p.is_dir()):
+    if not sources:
+        sources = sorted(p.name for p in root.iterdir() if p.is_dir())
+    for source in sources:
         if source == BACKEND:
             continue
         for name in CONFIGS:
@@ -126,9 +137,7 @@ def load(root: pathlib.Path) -> dict:
             )
             x = np.load(root / source / f"{name}_x.npy")
             want = np.load(root / source / f"{name}_y.npy")
-            got = keras.ops.convert_to_numpy(
-                model.predict(_split(name, x), verbose=0)
-            )
+            got = _predict(model, _split(name, x))
             errors[f"{source}->{BACKEND}/{name}"] = float(
                 np.max(np.abs(got - want))
             )
@@ -136,6 +145,11 @@ def load(root: pathlib.Path) -> dict:
 
 
 if __name__ == "__main__":
-    mode, root = sys.argv[1], pathlib.Path(sys.argv[2])
-    result = save(root) if mode == "save" else load(root)
+    mode, root, sources = sys.argv[1], pathlib.Path(sys.argv[2]), sys.argv[3:]
+    assert mode in ("save", "load", "save-load"), mode
+    result = {"backend": BACKEND, "errors": {}}
+    if mode in ("save", "save-load"):
+        result.update(save(root))
+    if mode in ("load", "save-load"):
+        result.update(load(root, sources))
     print(json.dumps(result))

@@ -1,6 +1,7 @@
 """Helpers shared by the tests."""
 
 import pathlib
+import re
 
 import keras
 import numpy as np
@@ -24,6 +25,64 @@ def relative_error(got, want) -> float:
 
 def to_numpy(x):
     return keras.ops.convert_to_numpy(x)
+
+
+def randomize(layer, seed=0):
+    """Give every weight of a built layer random values, away from the
+    initial ones, so that outputs depend on every weight: LayerNorm and
+    BatchNorm scales around 1, moving variances positive."""
+    rng = np.random.default_rng(seed)
+    for w in layer.weights:
+        value = rng.normal(0, 0.5, size=w.shape)
+        if w.path.endswith("moving_variance"):
+            value = np.abs(value) + 0.5
+        elif w.path.endswith("gamma"):
+            value = value + 1.0
+        w.assign(value.astype("float32"))
+
+
+def paper_block(output_size, **options):
+    """The paper's MaskBlock config: r = 2 of the masked layer, no hidden
+    bias, a ReLU after the output LayerNorm; `options` override."""
+    return {
+        "output_size": output_size,
+        "reduction_factor": 2.0,
+        "reduction_factor_base": "inputs",
+        "output_activation": "relu",
+        "use_hidden_bias": False,
+        **options,
+    }
+
+
+def random_fields(structure, dims, batch=16, seed=1):
+    """Random MaskNet inputs of the field widths `dims`: one "2-D" array of
+    their concatenation, a "3-D" array (equal widths) or a "list"."""
+    rng = np.random.default_rng(seed)
+    if structure == "2-D":
+        return rng.normal(size=(batch, sum(dims))).astype("float32")
+    if structure == "3-D":
+        assert len(set(dims)) == 1
+        return rng.normal(size=(batch, len(dims), dims[0])).astype("float32")
+    return [rng.normal(size=(batch, d)).astype("float32") for d in dims]
+
+
+def field_inputs(structure, dims):
+    """The `keras.Input`s that `random_fields(structure, dims)` fits."""
+    if structure == "2-D":
+        return keras.Input((sum(dims),))
+    if structure == "3-D":
+        return keras.Input((len(dims), dims[0]))
+    return [keras.Input((d,)) for d in dims]
+
+
+def wrong_width_error(built, received):
+    """The error for an input of another width than the one a layer was
+    built for: the layer's own message, or Keras' InputSpec's, which comes
+    first where the layer sets an InputSpec."""
+    return (
+        rf"(last axis {built}|expected axis -1 of input shape to have value "
+        rf"{built}).*{re.escape(str(tuple(received)))}"
+    )
 
 
 def _version(text: str) -> tuple[int, ...]:

@@ -11,8 +11,8 @@ the conditions that make training repeatable (see docs/reliability.md):
   TensorFlow `tf.config.experimental.enable_op_determinism()`;
 - a fixed batch order (`shuffle=False`): `BackupAndRestore` restarts the
   interrupted epoch, which must then see the same batches again;
-- no dropout (with dropout, `keras_masknet.ReseedEachEpoch` is needed too:
-  test_interruption.py checks that in-process).
+- no dropout (Keras keeps no dropout seed state in the backup:
+  test_interruption.py shows a resumed run with dropout differs).
 
 `full` trains without interruption. `interrupt` trains with
 `keras.callbacks.BackupAndRestore(DIR/backup)` and, after batch BATCH of

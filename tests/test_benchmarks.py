@@ -138,6 +138,7 @@ def test_training_target_needs_every_backend_at_or_above_the_reference():
 def test_a_contender_without_inference_figures_renders():
     results = _results(
         reference=_figures(2.0, memory=800),
+        jax=_figures(2.0, memory=800),
         **{
             "reference-bf16": _figures(100.0, memory=900, infer=False),
             "torch-bf16": _figures(
@@ -157,11 +158,140 @@ def test_a_contender_without_inference_figures_renders():
     doc = {"table": table, "gemm": {}, "targets": run.targets(table)}
     doc["results"] = results
     text = run.markdown(doc)
-    line = next(s for s in text.splitlines() if "| torch-bf16 |" in s)
-    cells = [c.strip() for c in line.split("|")]
-    header = [c.strip() for c in text.splitlines()[0].split("|")]
-    infer = header.index("infer samples/s @1024")
-    assert cells[infer] == "-" and cells[infer + 1] == "-", line
+    header, cells = _row(text, "| torch-bf16 |")
+    assert cells[header.index("infer samples/s @1024")] == "-", cells
+    # The bfloat16 rows have a table of their own: none of their ratios
+    # stands among the float32 ones.
+    header, cells = _row(text, "| jax-bf16 |")
+    assert "x reference-bf16" in header and "x its float32" in header
+    assert cells[header.index("x reference-bf16")] == "45.45"
+    for table_rows in _tables(text):
+        if any("% of GEMM" in h for h in table_rows[0]):
+            assert not any("bf16" in "".join(r) for r in table_rows)
+    # Without bfloat16 units the reference's bfloat16 is emulated and run
+    # once: target 3 is not measured, and no ratio to it is printed.
+    name, status, figures = run.targets(table, bf16_units=False)[2]
+    assert status.startswith("not measured"), status
+    assert "45.45" not in figures
+    assert "jax-bf16 trains at 0.91x the speed of jax in float32" in figures
+
+
+def _tables(text):
+    """Every Markdown table of `text`: a list of rows of stripped cells,
+    the header first. A cell may hold an escaped `\\|`."""
+    tables, current = [], []
+    for line in text.splitlines() + [""]:
+        if line.startswith("|"):
+            if not line.startswith("|---"):
+                cells = line.replace("\\|", "\0").split("|")[1:-1]
+                current.append([c.strip().replace("\0", "|") for c in cells])
+        elif current:
+            tables.append(current)
+            current = []
+    return tables
+
+
+def _row(text, marker):
+    """(header, cells) of the first table row whose line has `marker`."""
+    for table in _tables(text):
+        for row in table[1:]:
+            if marker.strip("| ") in row:
+                return table[0], row
+    raise AssertionError(f"no row {marker!r} in:\n{text}")
+
+
+def test_tables_and_lists_render_as_tables_and_lists():
+    """Every table row has its header's number of cells (a `|` in a
+    figure is escaped), and a list starts after a blank line (else
+    Markdown runs it into the paragraph before)."""
+    folder = REPO / "docs" / "benchmarks"
+    for page in (folder / "index.md", folder / "paired" / "index.md"):
+        text = page.read_text()
+        for table in _tables(text):
+            assert {len(r) for r in table} == {len(table[0])}, table
+        lines = text.splitlines()
+        for before, line in zip(lines, lines[1:]):
+            if line.startswith("- "):
+                assert before == "" or before.startswith(("- ", "  ")), (
+                    f"{page.name}: a list item after {before!r}"
+                )
+        assert "max |p" not in text  # the | of |p - p_f32| is escaped
+
+
+def test_every_met_is_checked_against_the_figures_it_prints():
+    with pytest.raises(AssertionError):
+        run._checked(("t", "met", "a 0.90x"), [("a 0.90x", False)])
+    with pytest.raises(AssertionError):
+        run._checked(("t", "NOT met", "a 1.10x"), [("a 1.10x", True)])
+    with pytest.raises(AssertionError):  # a counted figure not printed
+        run._checked(("t", "met", ""), [("a 1.10x", True)])
+    assert run._shown(0.997, 2, 1.0) == "0.997"  # not "1.00" beside 1.0
+    assert run._shown(1.0, 2, 1.0) == "1.00"
+    # Target 5 prints the figure each backend counts with first; its other
+    # modes come after, marked as not counted.
+    results = _results(
+        reference=_figures(2.0, memory=800),
+        jax=_figures(1.9, memory=700),
+        tensorflow=_figures(2.2, memory=820),
+        torch=_figures(2.0, memory=1300),
+        **{"torch-compile": _figures(2.1, memory=900)},
+    )
+    status, figures = _target(results, 5)[1:]
+    counted, others = figures.split("not counted (another mode): ")
+    assert status == "met" and "torch 1300 MiB" in others
+    assert "1.62x" not in counted and "torch-compile 900 MiB" in counted
+
+
+def test_a_timed_out_contender_says_where():
+    results = _results(reference=_figures(2.0), jax=_figures(1.9))
+    results["tensorflow-xla"] = {
+        "error": "timed out after 58 s",
+        "spec": {"workloads": ["recap", "paper-parallel"]},
+        "workloads": {"recap": _figures(2.0)},
+    }
+    results["torch-bf16"] = {"error": "skipped: over the time budget"}
+    table = run.rows(results)
+    doc = {"table": table, "gemm": {}, "targets": run.targets(table)}
+    doc.update(results=results, workloads=list(workloads.WORKLOADS))
+    text = run.markdown(doc)
+    assert (
+        "- tensorflow-xla: timed out after 58 s during `paper-parallel`; "
+        "its `recap` figures above are complete." in text
+    ), text
+    assert "- torch-bf16: skipped: over the time budget; none of" in text
+
+
+def test_every_chart_gives_a_backend_one_colour():
+    assert run.backend_of("torch-compile") == run.backend_of("torch")
+    assert run.backend_of("tensorflow-xla") == "tensorflow"
+    assert run.backend_of("jax-bf16") == "jax"
+    assert run.backend_of("reference-bf16") == "reference"
+    assert set(run.BACKEND_COLOURS) == {
+        "reference",
+        "tensorflow",
+        "jax",
+        "torch",
+    }
+
+
+def test_the_benchmark_pages_lead_with_the_paired_ratios():
+    folder = REPO / "docs" / "benchmarks"
+    main = (folder / "index.md").read_text()
+    paired = (folder / "paired" / "index.md").read_text()
+    # Distinct pages, distinct titles.
+    assert main.splitlines()[0] == "# Benchmarks"
+    assert paired.splitlines()[0] == "# Training in turns with the reference"
+    # The first figure and the first table of the main page are the paired
+    # ratios (with their range), before the separate processes' ones.
+    images = [line for line in main.splitlines() if line.startswith("![")]
+    assert "paired/chart.png" in main.split("](chart.png)")[0]
+    assert images and "paired" in images[0]
+    first = _tables(main)[0]
+    assert "x ref, paired (min - max)" in first[0], first
+    # Each page says which machine produced its figures, and whether it
+    # has bfloat16 units.
+    for text in (main, paired):
+        assert "bfloat16 units" in text.split("\n## ")[1], text[:2000]
 
 
 def test_the_budget_counts_from_started_at(tmp_path, monkeypatch, capsys):
@@ -193,12 +323,16 @@ def test_the_committed_benchmark_page_matches_its_results(
     # docs/benchmarks/index.md (`make bench`) and paired/index.md (`make
     # bench-paired`) are rendered from their results.json: after a change to
     # run.py's rendering, `python benchmarks/run.py --from-json
-    # docs/benchmarks/results.json` (--out-dir docs/benchmarks/paired with
-    # paired/results.json) brings a page up to date.
+    # docs/benchmarks/paired/results.json --out-dir docs/benchmarks/paired`
+    # brings both pages up to date (the main page leads with the paired
+    # ratios, so it is rendered again after the paired one).
     folder = REPO / "docs" / "benchmarks" / page
     with open(folder / "results.json") as f:
         doc = json.load(f)
-    run.render(doc, str(tmp_path))
+    # The main page leads with the paired run's ratios.
+    paired = run.load_paired(str(folder)) if page == "" else None
+    assert (paired is not None) == (page == "")
+    run.render(doc, str(tmp_path), paired)
     got = (tmp_path / "index.md").read_text()
     assert got == (folder / "index.md").read_text()
 
@@ -225,12 +359,12 @@ def test_paired_ratios_count_for_the_training_target_when_measured():
     doc = {"table": table, "gemm": {}, "targets": run.targets(table)}
     doc["results"] = results
     text = run.markdown(doc)
-    header = [c.strip() for c in text.splitlines()[0].split("|")]
+    header, cells = _row(text, "| torch |")
     column = header.index("x ref, paired (min - max)")
-    line = next(s for s in text.splitlines() if "| torch |" in s)
-    assert line.split("|")[column].strip() == "0.95 (0.93 - 0.97, n=3)"
-    line = next(s for s in text.splitlines() if "| reference |" in s)
-    assert line.split("|")[column].strip() == "-"
+    assert cells[column] == "0.95 (0.93 - 0.97, n=3)"
+    # The reference is the baseline: it has no paired row.
+    (paired,) = [t for t in _tables(text) if header == t[0]]
+    assert not any(r[1] == "reference" for r in paired[1:]), paired
     # Without paired figures: the separate processes' ratios, no column.
     for name in ("jax", "tensorflow", "torch"):
         del results[name]["workloads"]["recap"]["paired"]
@@ -270,7 +404,6 @@ def test_the_worker_times_repeats_and_pairs_with_the_reference(tiny_workload):
             keras.backend.backend(),
             "auto",
             "float32",
-            False,
             do_latency=False,
             do_inference=False,
             **kwargs,

@@ -4,11 +4,15 @@ The site is built once (`mkdocs build --strict`, as `make docs` does) into a
 temporary folder. Static checks read the HTML: every public name has an API
 entry, every page is in the navigation, every internal link and anchor
 resolves, nothing is loaded from another host, and the examples are
-included verbatim. Then a real browser (Debian's `chromium`, driven through
-`chromedriver` by selenium) opens the home, quickstart and API pages from a
-server on 127.0.0.1 and checks what a reader sees: the title, the
-navigation, the code blocks, no console error and no request leaving
-localhost.
+included verbatim, and the layers' API pages have Keras' sections. Then a
+real browser (Debian's `chromium`, driven through `chromedriver` by
+selenium), in one session at 1280x800, opens every page of the site from a
+server on 127.0.0.1 and checks what a reader sees: no table, signature or
+code block overflows without a scroll frame of its own (API signatures and
+tables must fit outright), no identifier in a table breaks across lines,
+every image loads, no console error, no request leaving localhost; and, on
+the home, quickstart and API pages, the title, the navigation and the code
+blocks.
 
 The build does not depend on the backend, so these tests run once, in the
 tensorflow session of `make test` (or wherever KERAS_MASKNET_DOCS=1). Without
@@ -19,6 +23,7 @@ chromium the browser test is skipped, except in CI (CI=true), where it fails:
 import functools
 import html
 import http.server
+import inspect
 import json
 import os
 import re
@@ -43,8 +48,9 @@ pytestmark = [
     ),
 ]
 
-#: Pages the browser opens: (path under the site, words the title has, and
-#: a text that a code block on the page must show).
+#: Pages whose title, navigation and code the browser checks (it opens
+#: every page): (path under the site, words the title has, and a text that
+#: a code block on the page must show).
 BROWSER_PAGES = [
     ("", "keras-masknet", "keras_masknet.MaskNet("),
     ("quickstart/", "Quickstart", "def build_model("),
@@ -61,7 +67,7 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
     "--disable-dev-shm-usage",
-    "--window-size=1280,900",
+    "--window-size=1280,800",
     # Any host name fails to resolve: a request that tries to leave
     # localhost cannot succeed (and is reported below).
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
@@ -136,14 +142,24 @@ def test_every_public_name_has_an_api_entry(site):
     for path, text in _pages(site).items():
         if path.startswith("api/"):
             api_ids |= _ids(text)
+
+    def documented(name: str, obj: object) -> bool:
+        full = f"keras_masknet.{name}"
+        if any(i == full or i.startswith(full + ".") for i in api_ids):
+            return True  # the name, or a submodule's members
+        if inspect.ismodule(obj) and hasattr(obj, "__all__"):
+            # A submodule such as `layers`, whose names are documented at
+            # the top level.
+            return all(documented(n, getattr(obj, n)) for n in obj.__all__)
+        return any(
+            i.startswith("keras_masknet.") and i.endswith(f".{name}")
+            for i in api_ids
+        )
+
     missing = [
         name
         for name in keras_masknet.__all__
-        if not any(
-            i == f"keras_masknet.{name}"
-            or (i.startswith("keras_masknet.") and i.endswith(f".{name}"))
-            for i in api_ids
-        )
+        if not documented(name, getattr(keras_masknet, name))
     ]
     assert not missing, (
         f"public names without an API entry (add `::: keras_masknet.NAME` "
@@ -159,6 +175,27 @@ def test_layer_api_pages_show_signature_and_example(site, name):
     signature = _text(text)
     assert "output_size" in signature or "layer_sizes" in signature
     assert f"keras_masknet.{name}(" in _code_text(text)  # the example
+
+
+@pytest.mark.parametrize("name", ["MaskNet", "MaskBlock", "MLP"])
+def test_layer_api_pages_have_keras_sections(site, name):
+    """`Call arguments`, `Input shape` and `Output shape` are sections like
+    `Parameters` (tools/griffe_keras_sections.py), not boxed paragraphs;
+    the signature is formatted one argument a line (Ruff installed)."""
+    text = (site / "api" / name.lower() / "index.html").read_text()
+    titles = re.findall(r'class="doc-section-title">([^<]+)<', text)
+    for title in ["Parameters:", "Call arguments:", "Input shape:"]:
+        assert title in titles, titles
+    assert "Output shape:" in titles, titles
+    calls = text[text.index('doc-section-title">Call arguments:') :]
+    table = calls[: calls.index("</table>")]
+    assert table.count('class="doc-section-item"') >= 2, table
+    assert "training" in _text(table)
+    assert 'class="admonition' not in text
+    signature = text[text.index("doc-signature") :]
+    signature = _text(signature[: signature.index("</pre>")])
+    assert signature.count("\n") >= 3, signature
+    assert max(map(len, signature.splitlines())) <= 60, signature
 
 
 def test_every_page_is_in_the_navigation(site):
@@ -311,6 +348,11 @@ def browser(tmp_path_factory):
     service = Service(executable_path=shutil.which("chromedriver"))
     driver = webdriver.Chrome(options=options, service=service)
     driver.set_page_load_timeout(60)
+    # The reader's viewport exactly (the window size includes the frame).
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": False},
+    )
     yield driver
     driver.quit()
 
@@ -332,48 +374,223 @@ def _is_local(url: str) -> bool:
     return parsed.hostname in {h.strip("[]") for h in LOCAL_HOSTS}
 
 
+#: What the browser measures on a page once it has loaded (returned by
+#: `_view`): every table, signature and code block of the main content that
+#: overflows horizontally without a scroll frame of its own (the element or
+#: an ancestor inside the content with `overflow-x: auto` or `scroll`), or
+#: whose frame sticks out of the content; an API signature or API table
+#: that needs a scroll bar at all (they must fit, as on keras.io); inline
+#: code in a table cell that breaks across lines (an identifier cut
+#: mid-word); and every image that did not load.
+VIEW_SCRIPT = r"""
+const done = arguments[arguments.length - 1];
+const content = document.querySelector("article.md-content__inner");
+const result = {
+  width: window.innerWidth, height: window.innerHeight,
+  title: document.title, overflow: [], broken_images: [], h1: "",
+  nav: "", nav_links: 0, code: "",
+};
+const nav = document.querySelector("nav.md-nav--primary");
+if (nav) {
+  result.nav = nav.textContent.split(/\s+/).join(" ");
+  result.nav_links = nav.querySelectorAll("a.md-nav__link").length;
+}
+if (!content) {
+  result.overflow.push("no main content (article.md-content__inner)");
+  done(result);
+  return;
+}
+const h1 = content.querySelector("h1");
+if (h1 && h1.getClientRects().length) result.h1 = h1.textContent.trim();
+result.code = Array.from(content.querySelectorAll("pre code"))
+  .filter((c) => c.getClientRects().length)
+  .map((c) => c.textContent).join("\n");
+// The content column (the theme lets tables use its margins).
+const box = (content.closest(".md-content") || content)
+  .getBoundingClientRect();
+const scrolls = (el) =>
+  ["auto", "scroll"].includes(getComputedStyle(el).overflowX);
+const inside = (r) => r.left >= box.left - 1 && r.right <= box.right + 1;
+// The scroll frame of `el`: the nearest element, `el` or an ancestor inside
+// the content, that scrolls horizontally and fits the content column (the
+// theme puts a table that scrolls itself inside a wrapper that scrolls).
+const frameOf = (el) => {
+  for (let a = el; a && a !== content; a = a.parentElement) {
+    if (scrolls(a) && inside(a.getBoundingClientRect())) return a;
+  }
+  return null;
+};
+const name = (el) => {
+  const id = el.closest("[id]");
+  const text = el.textContent.trim().split(/\s+/).slice(0, 6).join(" ");
+  const kind = el.classList.contains("doc-signature")
+    ? "signature" : el.tagName.toLowerCase();
+  return `${kind} "${text.slice(0, 60)}"` + (id ? ` (in #${id.id})` : "");
+};
+// API entries read like keras.io: their signatures wrap and their tables
+// fit, with no scroll bar.
+const mustFit = (el) => el.closest(".doc-signature") ||
+  (el.tagName === "TABLE" && el.closest(".doc-contents"));
+const selector = "table, pre, pre > code, .doc-signature";
+for (const el of content.querySelectorAll(selector)) {
+  if (!el.getClientRects().length) continue;  // not displayed
+  const frame = frameOf(el);
+  const r = el.getBoundingClientRect();
+  if (!frame && !inside(r)) {
+    result.overflow.push(
+      `${name(el)} sticks out of the content: ${Math.round(r.left)} to ` +
+      `${Math.round(r.right)} px, the content is ${Math.round(box.left)} ` +
+      `to ${Math.round(box.right)} px`);
+  } else if (!frame && el.scrollWidth > el.clientWidth + 1) {
+    result.overflow.push(
+      `${name(el)} overflows without a scroll frame: ${el.scrollWidth} ` +
+      `px wide in ${el.clientWidth} px`);
+  } else if (frame && mustFit(el)) {
+    for (let a = el; a && a !== content; a = a.parentElement) {
+      if (scrolls(a) && a.scrollWidth > a.clientWidth + 1) {
+        result.overflow.push(
+          `${name(el)} is cut at the right of its scroll frame: ` +
+          `${a.scrollWidth} px wide in ${a.clientWidth} px (an API ` +
+          `signature or table must fit the content)`);
+        break;
+      }
+    }
+  }
+}
+for (const code of content.querySelectorAll("td code, th code")) {
+  if (code.getClientRects().length > 1) {
+    result.overflow.push(
+      `inline code "${code.textContent}" in a table breaks across lines`);
+  }
+}
+const images = Array.from(document.images);
+images.forEach((img) => { img.loading = "eager"; });
+Promise.all(images.map((img) => img.decode().catch(() => null))).then(() => {
+  for (const img of images) {
+    if (!(img.complete && img.naturalWidth > 0)) {
+      result.broken_images.push(img.getAttribute("src"));
+    }
+  }
+  done(result);
+});
+"""
+
+
+def _view(driver, url: str) -> dict:
+    """Open `url`; what `VIEW_SCRIPT` measures, plus the console errors and
+    the URLs requested while the page loaded."""
+    driver.get_log("browser")  # start each page with empty logs
+    _requests(driver)
+    driver.get(url)
+    deadline = time.monotonic() + 30
+    while driver.execute_script("return document.readyState") != "complete":
+        assert time.monotonic() < deadline, f"{url} did not finish loading"
+        time.sleep(0.05)
+    time.sleep(0.2)  # let the theme's scripts run (table wrappers, search)
+    view = driver.execute_async_script(VIEW_SCRIPT)
+    view["errors"] = [
+        entry["message"]
+        for entry in driver.get_log("browser")
+        if entry["level"] in {"SEVERE", "ERROR"}
+    ]
+    view["requests"] = _requests(driver)
+    return view
+
+
+@pytest.fixture(scope="module")
+def views(browser, server, site):
+    """Every page of the built site, seen once in one browser session:
+    site-relative path ("" for the home page) -> `_view`'s measures."""
+    seen = {}
+    for page in _pages(site):
+        path = page.removesuffix("index.html")
+        seen[path] = _view(browser, server + path)
+    return seen
+
+
+def test_the_browser_sees_every_page_at_1280_by_800(views, site):
+    assert len(views) == len(_pages(site)) >= 20, sorted(views)
+    sizes = {(v["width"], v["height"]) for v in views.values()}
+    assert sizes == {(1280, 800)}, sizes
+
+
 @pytest.mark.parametrize(
     "path, title, code",
     BROWSER_PAGES,
     ids=["home", "quickstart", "api-masknet"],
 )
-def test_page_renders_in_a_browser(browser, server, path, title, code):
-    from selenium.webdriver.common.by import By
-
-    browser.get_log("browser")  # start each page with empty logs
-    _requests(browser)
-    browser.get(server + path)
-    deadline = time.monotonic() + 30
-    while browser.execute_script("return document.readyState") != "complete":
-        assert time.monotonic() < deadline, "the page did not finish loading"
-        time.sleep(0.1)
-    time.sleep(0.5)  # let scripts run (search worker, etc.)
-
-    assert title in browser.title, browser.title
-    h1 = browser.find_element(By.CSS_SELECTOR, "article h1")
-    assert h1.is_displayed() and h1.text.strip()
-    nav = browser.find_element(By.CSS_SELECTOR, "nav.md-nav--primary")
-    links = nav.find_elements(By.CSS_SELECTOR, "a.md-nav__link")
-    assert len(links) >= 10, [a.get_attribute("href") for a in links]
-    nav_text = " ".join(nav.get_attribute("textContent").split())
+def test_page_renders_in_a_browser(views, path, title, code):
+    view = views[path]
+    assert title in view["title"], view["title"]
+    assert view["h1"], "no visible h1 in the content"
+    assert view["nav_links"] >= 10, view["nav"]
     for entry in ["Quickstart", "User guide", "API reference", "Changelog"]:
-        assert entry in nav_text, nav_text
-    blocks = browser.find_elements(By.CSS_SELECTOR, "article pre code")
-    assert blocks, "no code block"
-    assert blocks[0].is_displayed()
-    shown = "\n".join(b.get_attribute("textContent") for b in blocks)
-    assert code in shown
+        assert entry in view["nav"], view["nav"]
+    assert code in view["code"], "the code blocks do not show " + code
 
-    errors = [
-        entry
-        for entry in browser.get_log("browser")
-        if entry["level"] in {"SEVERE", "ERROR"}
+
+def test_nothing_overflows_without_its_own_scroll_frame(views):
+    """At 1280 px, every table, signature and code block of every page fits
+    the content or scrolls in its own frame; identifiers in tables stay
+    whole."""
+    problems = [
+        f"{path or 'home'}: {problem}"
+        for path, view in views.items()
+        for problem in view["overflow"]
     ]
-    assert not errors, errors
-    urls = _requests(browser)
-    assert urls, "no request recorded: the performance log is not working"
-    leaving = [url for url in urls if not _is_local(url)]
-    assert not leaving, f"requests leaving localhost: {leaving}"
+    assert not problems, "\n".join(problems)
+
+
+def test_every_image_loads(views):
+    broken = [
+        f"{path or 'home'}: {src}"
+        for path, view in views.items()
+        for src in view["broken_images"]
+    ]
+    assert not broken, "\n".join(broken)
+
+
+def test_no_console_error_and_no_request_leaves_localhost(views):
+    errors = [
+        f"{path or 'home'}: {error}"
+        for path, view in views.items()
+        for error in view["errors"]
+    ]
+    assert not errors, "\n".join(errors)
+    for path, view in views.items():
+        assert view["requests"], f"{path}: no request recorded"
+    leaving = [
+        f"{path or 'home'}: {url}"
+        for path, view in views.items()
+        for url in view["requests"]
+        if not _is_local(url)
+    ]
+    assert not leaving, "requests leaving localhost:\n" + "\n".join(leaving)
+
+
+def test_the_overflow_check_can_fail(browser):
+    """A clipped table, a code block without a scroll frame, a signature
+    that needs a scroll bar and a broken identifier fail the check above."""
+    cells = "<td>a_very_long_cell_that_does_not_fit</td>" * 8
+    codes = '<td><code style="word-break:break-all">reduction_factor_base'
+    codes = (codes + "</code></td>") * 3
+    page = (
+        '<div class="md-content" style="width:400px">'
+        '<article class="md-content__inner">'
+        f'<div style="overflow:hidden"><table id="clipped"><tr>{cells}'
+        '</tr></table></div><pre id="long"><code style="overflow:hidden">'
+        f"{'x' * 200}</code></pre>"
+        '<div class="doc-signature" id="sig"><pre><code style="display:block;'
+        f'overflow:auto">{"y" * 200}</code></pre></div>'
+        f'<table style="width:200px"><tr>{codes}</tr></table></article></div>'
+    )
+    browser.get("data:text/html;charset=utf-8," + urllib.parse.quote(page))
+    view = browser.execute_async_script(VIEW_SCRIPT)
+    problems = "\n".join(view["overflow"])
+    assert "(in #clipped) sticks out of the content" in problems, problems
+    assert "(in #long) overflows without a scroll frame" in problems, problems
+    assert '"reduction_factor_base" in a table breaks' in problems, problems
+    assert "(in #sig) is cut at the right" in problems, problems
 
 
 def test_home_page_shows_the_architecture_diagram(browser, server):

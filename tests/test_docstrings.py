@@ -27,7 +27,7 @@ from tests.helpers import REPO
 DOCS = REPO / "docs"
 #: Modules whose docstrings and public functions are documented too, next
 #: to the modules that the public names come from.
-MODULES = ("keras_masknet", "keras_masknet.data", "keras_masknet.reference")
+MODULES = ("keras_masknet", "keras_masknet.datasets", "keras_masknet.reference")
 SKIP_MARK = "<!-- no-test -->"
 _FENCE = re.compile(r"^```python[^\n]*\n(.*?)^```[ \t]*$", re.M | re.S)
 
@@ -139,7 +139,7 @@ def test_examples_are_collected():
     """The collection itself works: it finds the examples it must run."""
     names = {case.values[0] for case in docstring_examples()}
     assert {"keras_masknet.MaskNet", "keras_masknet.MaskBlock"} <= names
-    assert "keras_masknet.data.make_click_data" in names
+    assert "keras_masknet.datasets.make_click_data" in names
     assert python_blocks((DOCS / "index.md").read_text())
     text = "```python\na = 1\n```\n<!-- no-test -->\n```python\nb\n```\n"
     assert python_blocks(text) == ["a = 1\n"]

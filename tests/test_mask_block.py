@@ -1,4 +1,11 @@
-"""MaskBlock: construction, validation, shapes, numerics, training, saving."""
+"""MaskBlock: the layer harness, validation, weights, numerics, options.
+
+Numbers are checked against two NumPy implementations with their own
+parameters: `tests/numpy_reference.py` (the reference's equations, on the
+weights `export_reference_weights` gives) and `tests/numpy_paper.py` (the
+paper's, with every option; `assign_paper_params` copies its parameters in,
+so a width the layer computes differently fails there, on shape).
+"""
 
 import math
 
@@ -7,20 +14,70 @@ import numpy as np
 import pytest
 
 import keras_masknet
-from keras_masknet import MaskBlock
-from keras_masknet import export_reference_weights
+from keras_masknet.layers import MaskBlock
+from keras_masknet.reference import export_reference_weights
+from tests import numpy_paper as paper
 from tests import numpy_reference as npref
+from tests.helpers import assign_paper_params
+from tests.helpers import paper_block
+from tests.helpers import randomize
 from tests.helpers import relative_error
 from tests.helpers import to_numpy
+from tests.helpers import wrong_width_error
+from tests.testing import run_layer_test
+
+#: float32 through three matmuls and two normalizations: 1e-5 relative.
+TOL = 1e-5
 
 
-def _random_weights(layer, seed=0):
-    rng = np.random.default_rng(seed)
-    for w in layer.weights:
-        w.assign(
-            rng.normal(0, 0.5, size=w.shape).astype("float32")
-            + (1.0 if w.path.endswith("gamma") else 0.0)
-        )
+def _normal(*shape, seed=0):
+    return np.random.default_rng(seed).normal(size=shape).astype("float32")
+
+
+# ------------------------------------------------------------------ harness
+
+HARNESS_CASES = {
+    "the reference block with an input LayerNorm, on a batch of one": dict(
+        init_kwargs={
+            "output_size": 4,
+            "aggregation_size": 5,
+            "input_layer_norm": True,
+        },
+        input_data=_normal(1, 6),
+        expected_output_shape=(1, 4),
+        expected_num_trainable_weights=10,
+    ),
+    "a mask from another tensor, a reduction factor and a regularizer": dict(
+        init_kwargs={
+            "output_size": 4,
+            "reduction_factor": 0.5,
+            "input_layer_norm": True,
+            "kernel_regularizer": "l2",
+            "name": "blk",
+        },
+        input_data={"inputs": _normal(5, 6), "mask_input": _normal(5, 9)},
+        expected_output_shape=(5, 4),
+        expected_num_trainable_weights=10,
+    ),
+    "the paper's block with every option, returning its mask": dict(
+        init_kwargs=paper_block(5, mask_projection_dim=2, dropout_rate=0.3),
+        input_data={"inputs": _normal(3, 6), "mask_input": _normal(3, 4)},
+        call_kwargs={"return_mask": True},
+        expected_output_shape={"output": (3, 5), "mask": (3, 6)},
+        # low-rank kernel, 2 mask layers, bias-free hidden, LayerNorm
+        expected_num_trainable_weights=8,
+        expected_num_seed_generators=1,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(HARNESS_CASES))
+def test_layer_harness_passes_for(case):
+    run_layer_test(MaskBlock, **HARNESS_CASES[case])
+
+
+def test_the_package_exports_the_layer():
+    assert keras_masknet.MaskBlock is MaskBlock
 
 
 # ---------------------------------------------------------------- validation
@@ -84,8 +141,84 @@ def test_input_layer_norm_must_be_a_bool():
 
 
 def test_unknown_constructor_keyword_is_refused():
-    with pytest.raises(TypeError, match=r"unexpected keyword.*outputsize"):
+    with pytest.raises(
+        ValueError, match=r"Unrecognized keyword arguments.*outputsize"
+    ):
         MaskBlock(output_size=4, aggregation_size=3, outputsize=5)
+
+
+@pytest.mark.parametrize(
+    "value,error",
+    [
+        pytest.param("not_an_activation", ValueError, id="an unknown name"),
+        pytest.param(3, ValueError, id="an int"),
+        pytest.param(True, TypeError, id="a bool"),
+    ],
+)
+def test_output_activation_must_be_a_keras_activation(value, error):
+    with pytest.raises(
+        error, match=r"output_activation.*Received: output_activation="
+    ):
+        MaskBlock(4, aggregation_size=3, output_activation=value)
+
+
+@pytest.mark.parametrize(
+    "value,error",
+    [
+        pytest.param("masked_layer", ValueError, id="an unknown name"),
+        pytest.param(None, TypeError, id="None"),
+        pytest.param(1, TypeError, id="an int"),
+    ],
+)
+def test_reduction_factor_base_must_be_mask_input_or_inputs(value, error):
+    with pytest.raises(
+        error,
+        match=r"one of \['mask_input', 'inputs'\].*reduction_factor_base=",
+    ):
+        MaskBlock(4, reduction_factor=0.5, reduction_factor_base=value)
+
+
+def test_reduction_factor_base_without_reduction_factor_is_refused():
+    with pytest.raises(
+        ValueError, match=r"only applies with `reduction_factor`.*'inputs'"
+    ):
+        MaskBlock(4, aggregation_size=3, reduction_factor_base="inputs")
+
+
+@pytest.mark.parametrize(
+    "value,error",
+    [
+        pytest.param(-0.1, ValueError, id="negative"),
+        pytest.param(1.0, ValueError, id="one"),
+        pytest.param(1.5, ValueError, id="above one"),
+        pytest.param("0.1", TypeError, id="a string"),
+        pytest.param(True, TypeError, id="a bool"),
+    ],
+)
+def test_dropout_rate_outside_0_1_is_refused(value, error):
+    with pytest.raises(error, match=r"dropout_rate.*Received: dropout_rate="):
+        MaskBlock(4, aggregation_size=3, dropout_rate=value)
+
+
+def test_use_hidden_bias_must_be_a_bool():
+    with pytest.raises(TypeError, match=r"use_hidden_bias.*Received"):
+        MaskBlock(4, aggregation_size=3, use_hidden_bias=0)
+
+
+@pytest.mark.parametrize(
+    "value,error",
+    [
+        pytest.param(0, ValueError, id="zero"),
+        pytest.param(-2, ValueError, id="negative"),
+        pytest.param(2.0, TypeError, id="a float"),
+        pytest.param(True, TypeError, id="a bool"),
+    ],
+)
+def test_mask_projection_dim_must_be_a_positive_int(value, error):
+    with pytest.raises(
+        error, match=r"mask_projection_dim.*Received: mask_projection_dim="
+    ):
+        MaskBlock(4, aggregation_size=3, mask_projection_dim=value)
 
 
 def test_reduction_factor_truncating_to_zero_fails_before_any_weight():
@@ -94,6 +227,15 @@ def test_reduction_factor_truncating_to_zero_fails_before_any_weight():
         block.build((None, 10))
     assert block.weights == []
     assert not block.built
+
+
+def test_reduction_relative_to_the_masked_layer_truncating_to_zero_fails():
+    block = MaskBlock(4, reduction_factor=0.2, reduction_factor_base="inputs")
+    with pytest.raises(
+        ValueError, match=r"int\(3 \* 0.2\) == 0 for a masked layer"
+    ):
+        block.build((None, 3), (None, 50))
+    assert block.weights == []
 
 
 @pytest.mark.parametrize(
@@ -120,7 +262,7 @@ def test_mask_input_of_rank_other_than_2_fails_before_any_weight():
 def test_input_whose_last_axis_differs_from_the_built_one_is_refused():
     block = MaskBlock(output_size=4, aggregation_size=3)
     block(np.zeros((2, 5), "float32"))
-    with pytest.raises(ValueError, match=r"last axis 5.*inputs.shape=\(2, 6\)"):
+    with pytest.raises(ValueError, match=wrong_width_error(5, (2, 6))):
         block(np.zeros((2, 6), "float32"))
 
 
@@ -146,11 +288,14 @@ def test_mask_input_whose_batch_size_differs_is_refused():
 # ------------------------------------------------------------ weights, init
 
 
+def _weight_shapes(block):
+    return {w.path.split("/", 1)[1]: tuple(w.shape) for w in block.weights}
+
+
 def test_weights_and_shapes_after_build_with_input_layer_norm():
     block = MaskBlock(output_size=6, aggregation_size=9, input_layer_norm=True)
     block.build((None, 5), (None, 11))
-    shapes = {w.path.split("/", 1)[1]: tuple(w.shape) for w in block.weights}
-    assert shapes == {
+    assert _weight_shapes(block) == {
         "input_layer_norm/gamma": (5,),
         "input_layer_norm/beta": (5,),
         "mask_aggregation/kernel": (11, 9),
@@ -172,6 +317,24 @@ def test_no_input_layer_norm_weights_without_the_option():
     assert not any("input_layer_norm" in w.path for w in block.weights)
 
 
+def test_low_rank_mask_weights_and_shapes():
+    block = MaskBlock(6, aggregation_size=9, mask_projection_dim=4)
+    block.build((None, 5), (None, 11))
+    shapes = _weight_shapes(block)
+    assert shapes["mask_low_rank_projection/kernel"] == (11, 4)
+    assert "mask_low_rank_projection/bias" not in shapes
+    assert shapes["mask_aggregation/kernel"] == (4, 9)
+    assert len(block.weights) == 9
+
+
+def test_bias_free_hidden_layer_has_no_bias_weight():
+    block = MaskBlock(6, aggregation_size=9, use_hidden_bias=False)
+    block.build((None, 5))
+    paths = [w.path.split("/", 1)[1] for w in block.weights]
+    assert "hidden/kernel" in paths and "hidden/bias" not in paths
+    assert len(paths) == 7
+
+
 @pytest.mark.parametrize(
     "width,factor,expected",
     [(10, 0.29, 2), (100, 0.57, 56), (33, 1.5, 49), (7, 2, 14)],
@@ -191,10 +354,15 @@ def test_reduction_factor_width_truncates_like_python_int(
     assert tuple(block.mask_aggregation.kernel.shape) == (width, expected)
 
 
-def test_reduction_factor_is_relative_to_the_mask_input_not_the_masked_layer():
-    block = MaskBlock(output_size=3, reduction_factor=0.5)
-    block.build((None, 40), (None, 10))
-    assert block.aggregation_width == 5
+def test_reduction_factor_is_relative_to_the_mask_input_unless_told_inputs():
+    # The reference multiplies the mask input's width (10), the paper's r
+    # the masked layer's (40): the option changes only that width.
+    widths = {}
+    for base in ("mask_input", "inputs"):
+        block = MaskBlock(3, reduction_factor=0.5, reduction_factor_base=base)
+        block.build((None, 40), (None, 10))
+        widths[base] = block.aggregation_width
+    assert widths == {"mask_input": 5, "inputs": 20}
 
 
 def test_initialization_is_glorot_uniform_with_zero_biases_and_unit_norms():
@@ -218,7 +386,7 @@ def test_initialization_is_glorot_uniform_with_zero_biases_and_unit_norms():
         np.testing.assert_array_equal(to_numpy(norm.beta), 0.0)
 
 
-def test_two_blocks_do_not_share_initial_weights():
+def test_two_sublayers_do_not_share_initial_weights():
     block = MaskBlock(output_size=8, aggregation_size=8)
     block.build((None, 8))
     a = to_numpy(block.mask_aggregation.kernel)
@@ -239,7 +407,7 @@ def test_two_blocks_do_not_share_initial_weights():
     [False, True],
     ids=["mask from inputs", "mask from another tensor"],
 )
-def test_outputs_match_the_numpy_equations(
+def test_outputs_match_the_reference_numpy_equations(
     input_layer_norm, separate_mask_input
 ):
     block = MaskBlock(
@@ -253,82 +421,98 @@ def test_outputs_match_the_numpy_equations(
         else x
     )
     block.build(x.shape, m.shape)
-    _random_weights(block)
+    randomize(block)
     got = to_numpy(block(x, mask_input=m if separate_mask_input else None))
     sd = export_reference_weights(block)
     want = npref.mask_block(sd, "", x, m, input_layer_norm)
-    # float32 through three matmuls and two normalizations: 1e-5 relative.
-    assert relative_error(got, want) <= 1e-5
+    assert relative_error(got, want) <= TOL
 
 
-# ------------------------------------------------------------------- shapes
+BLOCK_OPTIONS = {
+    "ReLU after the output LayerNorm": {"output_activation": "relu"},
+    "tanh after the output LayerNorm": {"output_activation": "tanh"},
+    "r relative to the masked layer": {
+        "reduction_factor": 1.5,
+        "reduction_factor_base": "inputs",
+    },
+    "no hidden bias": {"use_hidden_bias": False},
+    "low-rank mask": {"mask_projection_dim": 3},
+    "dropout (identity at inference)": {"dropout_rate": 0.5},
+    "all of them, and an input LayerNorm": {
+        "output_activation": "sigmoid",
+        "reduction_factor": 0.5,
+        "reduction_factor_base": "inputs",
+        "use_hidden_bias": False,
+        "mask_projection_dim": 2,
+        "dropout_rate": 0.3,
+        "input_layer_norm": True,
+    },
+}
 
 
-@pytest.mark.parametrize("batch", [1, 7, 1000])
-def test_symbolic_eager_and_computed_shapes_agree(batch):
-    block = MaskBlock(output_size=5, aggregation_size=3)
-    symbolic = block(keras.Input(shape=(6,)), mask_input=keras.Input((4,)))
-    assert tuple(symbolic.shape) == (None, 5)
-    eager = block(
-        np.ones((batch, 6), "float32"),
-        mask_input=np.ones((batch, 4), "float32"),
-    )
-    assert tuple(eager.shape) == (batch, 5)
-    assert block.compute_output_shape((batch, 6), (batch, 4)) == (batch, 5)
-    assert keras.backend.standardize_dtype(eager.dtype) == "float32"
+@pytest.mark.parametrize("options", BLOCK_OPTIONS.values(), ids=BLOCK_OPTIONS)
+def test_output_and_mask_match_the_papers_equations_with(options):
+    config = {"output_size": 5, "aggregation_size": 7, **options}
+    if "reduction_factor" in options:
+        del config["aggregation_size"]
+    block = MaskBlock(**config)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 9)).astype("float32")
+    m = rng.normal(size=(16, 13)).astype("float32")
+    block.build(x.shape, m.shape)
+    params = paper.init_block_params(config, 9, 13)
+    assign_paper_params(block, params)
+    got = block(x, mask_input=m, training=False, return_mask=True)
+    want, want_mask = paper.lone_block(params, config, x, m)
+    assert relative_error(to_numpy(got["output"]), want) <= TOL
+    assert relative_error(to_numpy(got["mask"]), want_mask) <= TOL
+    assert set(got) == {"output", "mask"}
 
 
-# ---------------------------------------------------------- training, saving
+def test_dropout_zeroes_and_rescales_only_in_training():
+    block = MaskBlock(32, aggregation_size=8, dropout_rate=0.5)
+    x = _normal(64, 6, seed=2)
+    plain = to_numpy(block(x, training=False))
+    np.testing.assert_array_equal(to_numpy(block(x)), plain)
+    trained = to_numpy(block(x, training=True))
+    kept = trained != 0
+    # Kept units are scaled by 1 / (1 - rate), the others are zero.
+    np.testing.assert_allclose(trained[kept], plain[kept] * 2.0, rtol=1e-6)
+    assert 0.4 < 1.0 - kept.mean() < 0.6
 
 
-def test_a_training_step_changes_every_weight():
-    inputs = keras.Input((6,))
-    block = MaskBlock(output_size=4, aggregation_size=5, input_layer_norm=True)
-    model = keras.Model(inputs, keras.layers.Dense(1)(block(inputs)))
-    model.compile(keras.optimizers.SGD(0.1), "mse")
-    before = [to_numpy(w).copy() for w in block.weights]
-    x = np.random.default_rng(0).normal(size=(32, 6)).astype("float32")
-    model.fit(x, x[:, :1] * x[:, 1:2], epochs=1, batch_size=32, verbose=0)
-    for w, old in zip(block.weights, before):
-        assert not np.allclose(to_numpy(w), old), w.path
+# ----------------------------------------------------------- mixed precision
+
+# Inputs that are exact in the low dtype but whose normalization fails IN
+# that dtype: in float16, 300**2 overflows the variance (max 65504); in
+# bfloat16 (8-bit mantissa) the mean 257 of 256 and 258 is not representable.
+# Normalized in float32, a width-2 LayerNorm gives exactly -1 and +1.
+LN_INPUTS = {
+    "mixed_float16": [[-300.0, 300.0]],
+    "mixed_bfloat16": [[256.0, 258.0]],
+}
 
 
-def test_get_config_round_trip_rebuilds_an_identical_layer():
-    block = MaskBlock(
-        output_size=4,
-        reduction_factor=0.5,
-        input_layer_norm=True,
-        kernel_regularizer="l2",
-        name="blk",
-    )
+@pytest.mark.parametrize("policy", list(LN_INPUTS))
+def test_layer_norm_normalizes_in_float32_under(policy):
+    keras.config.set_dtype_policy(policy)
+    block = MaskBlock(output_size=2, aggregation_size=2)
+    block.build((None, 3))
+    norm = block.output_norm
+    y = to_numpy(norm(np.array(LN_INPUTS[policy], "float32")))
+    np.testing.assert_allclose(y.astype("float32"), [[-1.0, 1.0]], atol=1e-2)
+    assert keras.backend.standardize_dtype(norm.gamma.dtype) == "float32"
+
+
+# ------------------------------------------------------------ serialization
+
+
+def test_get_config_holds_every_option():
+    block = MaskBlock(**paper_block(4, mask_projection_dim=2, dropout_rate=0.3))
     config = block.get_config()
-    clone = MaskBlock.from_config(config)
-    assert clone.get_config() == config
-    x = np.random.default_rng(1).normal(size=(3, 8)).astype("float32")
-    block(x)
-    clone(x)
-    clone.set_weights(block.get_weights())
-    np.testing.assert_array_equal(to_numpy(clone(x)), to_numpy(block(x)))
-
-
-def test_registered_under_the_package_name():
-    assert (
-        keras.saving.get_registered_name(MaskBlock) == "keras_masknet>MaskBlock"
-    )
-    assert keras_masknet.MaskBlock is MaskBlock
-
-
-def test_keras_file_round_trip_with_a_separate_mask_input(tmp_path):
-    x_in, m_in = keras.Input((6,)), keras.Input((9,))
-    block = MaskBlock(output_size=4, reduction_factor=0.5)
-    model = keras.Model([x_in, m_in], block(x_in, mask_input=m_in))
-    rng = np.random.default_rng(2)
-    x = rng.normal(size=(5, 6)).astype("float32")
-    m = rng.normal(size=(5, 9)).astype("float32")
-    path = tmp_path / "block.keras"
-    model.save(path)
-    loaded = keras.saving.load_model(path, safe_mode=True)
-    np.testing.assert_array_equal(
-        to_numpy(loaded.predict([x, m], verbose=0)),
-        to_numpy(model.predict([x, m], verbose=0)),
-    )
+    assert config["output_activation"] == "relu"
+    assert config["reduction_factor_base"] == "inputs"
+    assert config["use_hidden_bias"] is False
+    assert config["mask_projection_dim"] == 2
+    assert config["dropout_rate"] == 0.3
+    assert MaskBlock.from_config(config).get_config() == config

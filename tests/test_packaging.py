@@ -37,6 +37,7 @@ import keras_masknet
 from tests.helpers import BACKEND
 from tests.helpers import REPO
 from tests.helpers import to_numpy
+from tests.testing import assert_registered
 
 VERSION = keras_masknet.__version__
 VENVS = REPO / ".venvs"
@@ -56,9 +57,11 @@ STABLE_REGISTERED_NAMES = {
 #: Small sizes: the example only has to run, test_examples checks it learns.
 QUICKSTART_ARGS = ["--samples", "2000", "--epochs", "1"]
 #: Run in the fresh environment: every module of the installed package
-#: imports, and it is the installed copy, not the source tree.
+#: imports, and it is the installed copy, not the source tree (one JSON
+#: line). Then, in the same process (one backend import, not two), the
+#: script given as the first argument runs with the other arguments.
 IMPORT_CHECK = """
-import importlib, json, pkgutil, sys
+import importlib, json, pkgutil, runpy, sys
 import keras, keras_masknet
 modules = [m.name for m in pkgutil.walk_packages(
     keras_masknet.__path__, "keras_masknet.")]
@@ -67,7 +70,10 @@ for name in modules:
 print(json.dumps({"file": keras_masknet.__file__,
                   "version": keras_masknet.__version__,
                   "backend": keras.backend.backend(),
-                  "modules": modules}))
+                  "modules": modules}), flush=True)
+if len(sys.argv) > 1:
+    sys.argv = sys.argv[1:]
+    runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 
@@ -337,21 +343,21 @@ def test_wheel_installs_and_runs_the_quickstart_with_only_keras_and_backend(
             )
             _run([python, "-m", "pip", "check"], env=env)
 
-            proc = _run([python, "-c", IMPORT_CHECK], cwd=tmp_path, env=env)
-            found = json.loads(proc.stdout.strip().splitlines()[-1])
+            output = tmp_path / "quickstart.keras"
+            script = REPO / "examples" / "quickstart.py"
+            proc = _run(
+                [python, "-c", IMPORT_CHECK, script, *QUICKSTART_ARGS]
+                + ["--output", output],
+                cwd=tmp_path,
+                env=env,
+            )
+            found = json.loads(proc.stdout.strip().splitlines()[0])
             assert found["version"] == VERSION
             assert found["backend"] == BACKEND
             site = Path(found["file"]).resolve()
             assert site.is_relative_to(venv.resolve()), found["file"]
             assert "keras_masknet.layers.mask_net" in found["modules"]
 
-            output = tmp_path / "quickstart.keras"
-            script = REPO / "examples" / "quickstart.py"
-            proc = _run(
-                [python, script, *QUICKSTART_ARGS, "--output", output],
-                cwd=tmp_path,
-                env=env,
-            )
             assert f"backend: {BACKEND}" in proc.stdout, proc.stdout
             assert output.is_file()
         finally:
@@ -371,9 +377,7 @@ def test_wheel_installs_and_runs_the_quickstart_with_only_keras_and_backend(
 
 @pytest.mark.parametrize("name", sorted(STABLE_REGISTERED_NAMES))
 def test_registered_name_is_stable(name):
-    cls = STABLE_REGISTERED_NAMES[name]
-    assert keras.saving.get_registered_name(cls) == name
-    assert keras.saving.get_registered_object(name) is cls
+    assert_registered(STABLE_REGISTERED_NAMES[name], name)
 
 
 def test_this_version_has_a_saved_model_fixture():

@@ -26,8 +26,8 @@ PAPER_BLOCK = {
 
 
 def test_paper_presets_have_the_papers_settings():
-    ser = keras_masknet.preset_config("ser_mask_net")
-    para = keras_masknet.preset_config("para_mask_net")
+    ser = presets.preset_config("ser_mask_net")
+    para = presets.preset_config("para_mask_net")
     for config in (ser, para):
         assert config["mask_blocks"] == [PAPER_BLOCK] * 3
         assert config["embedding_layer_norm"] is True
@@ -41,7 +41,7 @@ def test_paper_presets_have_the_papers_settings():
 
 
 def test_reference_production_preset_has_the_yaml_numbers():
-    config = keras_masknet.preset_config("reference_production")
+    config = presets.preset_config("reference_production")
     assert (
         config["mask_blocks"]
         == [
@@ -62,7 +62,9 @@ def test_reference_production_preset_has_the_yaml_numbers():
 
 
 def test_reference_production_preset_has_about_42_5_million_parameters():
-    net = keras_masknet.reference_production_mask_net()
+    # REFERENCE.md: the production backbone on a ~2776-wide input. The test
+    # above pins the preset's config to the YAML numbers.
+    net = presets.reference_production_mask_net()
     net.build((None, 2776))
     assert 42.0e6 < net.count_params() < 43.0e6
 
@@ -70,8 +72,8 @@ def test_reference_production_preset_has_about_42_5_million_parameters():
 @pytest.mark.parametrize(
     "builder,widths,aggregations,out",
     [
-        (keras_masknet.ser_mask_net, [50, 400, 400], [100, 800, 800], 400),
-        (keras_masknet.para_mask_net, [50, 50, 50], [100, 100, 100], 400),
+        (presets.ser_mask_net, [50, 400, 400], [100, 800, 800], 400),
+        (presets.para_mask_net, [50, 50, 50], [100, 100, 100], 400),
     ],
     ids=["SerMaskNet", "ParaMaskNet"],
 )
@@ -89,12 +91,12 @@ def test_paper_presets_mask_with_r_2_of_the_masked_layer(
 
 @pytest.mark.parametrize("name", ["ser_mask_net", "para_mask_net"])
 def test_paper_presets_match_the_papers_equations(name):
-    net = getattr(keras_masknet, name)()
+    net = getattr(presets, name)()
     dims = [4, 2, 6]  # fields of different widths
     rng = np.random.default_rng(0)
     fields = [rng.normal(size=(8, d)).astype("float32") for d in dims]
     net(fields)
-    config = keras_masknet.preset_config(name)
+    config = presets.preset_config(name)
     params = paper.init_params(config, dims)
     assign_paper_params(net, params)
     got = net(fields, return_masks=True)
@@ -106,36 +108,38 @@ def test_paper_presets_match_the_papers_equations(name):
 
 
 def test_overrides_replace_the_presets_arguments():
-    net = keras_masknet.para_mask_net(
+    net = presets.para_mask_net(
         name="para", mlp={"layer_sizes": [8]}, normalize_mask_input=True
     )
     assert net.name == "para"
     assert net.mlp_layer.layer_sizes == [8]
     assert net.normalize_mask_input is True
     assert len(net.mask_block_layers) == 3
-    with pytest.raises(TypeError, match="unexpected keyword.*blocks"):
-        keras_masknet.ser_mask_net(blocks=2)
+    with pytest.raises(
+        ValueError, match="Unrecognized keyword arguments.*blocks"
+    ):
+        presets.ser_mask_net(blocks=2)
 
 
 def test_preset_config_is_a_fresh_copy():
-    config = keras_masknet.preset_config("ser_mask_net")
+    config = presets.preset_config("ser_mask_net")
     config["mask_blocks"][0]["output_size"] = 7
     config["mask_blocks"].append(dict(PAPER_BLOCK))
-    again = keras_masknet.preset_config("ser_mask_net")
+    again = presets.preset_config("ser_mask_net")
     assert again["mask_blocks"] == [PAPER_BLOCK] * 3
-    net = keras_masknet.ser_mask_net()
+    net = presets.ser_mask_net()
     assert [b.output_size for b in net.mask_block_layers] == [400] * 3
 
 
 @pytest.mark.parametrize("name", ["SerMaskNet", None, "paper"])
 def test_unknown_preset_name_is_refused(name):
     with pytest.raises(ValueError, match=r"one of \['ser_mask_net'.*name="):
-        keras_masknet.preset_config(name)
+        presets.preset_config(name)
 
 
 def test_a_preset_round_trips_through_a_keras_file(tmp_path):
     inputs = keras.Input((3, 4))
-    net = keras_masknet.ser_mask_net(
+    net = presets.ser_mask_net(
         mask_blocks=[dict(PAPER_BLOCK, output_size=6)] * 3
     )
     model = keras.Model(inputs, keras.layers.Dense(1)(net(inputs)))
@@ -149,8 +153,11 @@ def test_a_preset_round_trips_through_a_keras_file(tmp_path):
     assert loaded.layers[1].get_config() == net.get_config()
 
 
-def test_presets_are_exported():
-    assert keras_masknet.PRESET_NAMES == (
+def test_presets_live_in_their_own_module():
+    # The package's top level holds the layers and the submodules only.
+    assert keras_masknet.presets is presets
+    assert "presets" in keras_masknet.__all__
+    assert presets.PRESET_NAMES == (
         "ser_mask_net",
         "para_mask_net",
         "reference_production",
@@ -161,8 +168,8 @@ def test_presets_are_exported():
         "reference_production_mask_net",
         "preset_config",
     ):
-        assert getattr(keras_masknet, name) is getattr(presets, name)
-        assert name in keras_masknet.__all__
+        assert callable(getattr(presets, name))
+        assert name not in keras_masknet.__all__
 
 
 def test_layers_know_nothing_of_presets():

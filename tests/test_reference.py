@@ -8,6 +8,8 @@ Two sources of truth:
   over many more configurations.
 """
 
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -16,10 +18,11 @@ import torch
 from keras_masknet import MLP
 from keras_masknet import MaskBlock
 from keras_masknet import MaskNet
-from keras_masknet import export_reference_weights
-from keras_masknet import load_reference_weights
+from keras_masknet.reference import export_reference_weights
+from keras_masknet.reference import load_reference_weights
 from keras_masknet.reference import reference_weight_names
 from tests.helpers import PARITY_TOL
+from tests.helpers import random_fields
 from tests.helpers import relative_error
 from tests.helpers import to_numpy
 from tests.reference_torch import TorchMaskBlock
@@ -64,6 +67,17 @@ def test_golden_outputs_of_the_reference_itself(golden, case):
         for i, norm in enumerate(norms):
             want = arrays[f"{case}/running_mean_after_train/{i}"]
             assert relative_error(to_numpy(norm.moving_mean), want) <= 1e-4
+
+
+def test_reference_yaml_config_works_as_keyword_arguments(golden):
+    # Every net of the golden data (the tests above take the same shapes).
+    cases, _ = golden
+    for name, case in cases.items():
+        if name == "block":
+            continue
+        net = MaskNet(**case["config"])
+        net.build((None, case["in_features"]))
+        assert net.built
 
 
 def test_golden_output_of_a_lone_block(golden):
@@ -372,3 +386,73 @@ def test_a_lone_block_and_a_lone_mlp_load_their_own_state_dicts():
     }
     load_reference_weights(mlp, mlp_sd)
     assert set(reference_weight_names(mlp)) <= set(mlp_sd)
+
+
+# ------------------------------------ options beyond the reference's weights
+
+
+def test_options_without_new_weights_keep_the_reference_keys():
+    options = {
+        "output_activation": "relu",
+        "dropout_rate": 0.2,
+        "reduction_factor": 2.0,
+        "reduction_factor_base": "inputs",
+    }
+    net = MaskNet(
+        [{"output_size": 4, **options}, {"output_size": 3, **options}]
+    )
+    net(random_fields("list", [3, 5], batch=2))
+    state_dict = export_reference_weights(net)
+    reference = MaskNet(
+        [
+            {"output_size": 4, "aggregation_size": 16},
+            {"output_size": 3, "aggregation_size": 8},
+        ]
+    )
+    reference.build((None, 8))
+    assert reference_weight_names(net) == reference_weight_names(reference)
+    load_reference_weights(reference, state_dict)
+    fresh = MaskNet(**net.get_config())
+    fresh(random_fields("list", [3, 5], batch=2))
+    load_reference_weights(fresh, export_reference_weights(reference))
+    for a, b in zip(fresh.weights, net.weights):
+        np.testing.assert_array_equal(to_numpy(a), to_numpy(b))
+
+
+NO_REFERENCE = {
+    "use_hidden_bias=False": (
+        {"use_hidden_bias": False},
+        {},
+        "use_hidden_bias=False",
+    ),
+    "a low-rank mask": (
+        {"mask_projection_dim": 3},
+        {},
+        "mask_projection_dim=3",
+    ),
+    "per-field embedding LayerNorm": (
+        {},
+        {"embedding_layer_norm": True},
+        "embedding_layer_norm=True",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(NO_REFERENCE))
+def test_no_reference_state_dict_exists_for(case):
+    block_options, net_options, option = NO_REFERENCE[case]
+    net = MaskNet(
+        [{"output_size": 4, "aggregation_size": 5, **block_options}],
+        **net_options,
+    )
+    net.build((None, 6))
+    message = rf"uses `{re.escape(option)}`.*no reference state_dict"
+    with pytest.raises(ValueError, match=message):
+        export_reference_weights(net)
+    with pytest.raises(ValueError, match=message):
+        load_reference_weights(net, {"_mask_blocks.0._layer_norm.bias": 0})
+    if block_options:
+        block = MaskBlock(4, aggregation_size=5, **block_options)
+        block.build((None, 6))
+        with pytest.raises(ValueError, match=message):
+            export_reference_weights(block)

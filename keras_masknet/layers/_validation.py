@@ -6,17 +6,37 @@ in `__init__` and at the top of `build`, before any weight exists.
 """
 
 import math
+import numbers
 from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any
 
 import keras
+import numpy as np
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, (bool, np.bool_))
+
+
+def _is_int(value: Any) -> bool:
+    """A Python or NumPy integer, not a bool."""
+    return isinstance(value, numbers.Integral) and not _is_bool(value)
+
+
+def _is_real(value: Any) -> bool:
+    """A Python or NumPy integer or float, not a bool."""
+    return isinstance(value, numbers.Real) and not _is_bool(value)
 
 
 def check_positive_int(name: str, value: Any) -> int:
-    """Return `value` if it is a positive `int` (not a `bool`), else raise."""
-    if isinstance(value, bool) or not isinstance(value, int):
+    """Return `value` as an `int` if it is a positive integer, else raise.
+
+    Python and NumPy integers pass (a config from a sweep or an array holds
+    NumPy ones); a `bool` does not.
+    """
+    if not _is_int(value):
         raise TypeError(
             f"`{name}` must be a positive integer. "
             f"Received: {name}={value!r} of type {type(value).__name__}"
@@ -37,7 +57,7 @@ def check_optional_positive_int(name: str, value: Any) -> int | None:
 
 def check_positive_number(name: str, value: Any) -> float:
     """Return `value` as a float if it is a finite number > 0, else raise."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not _is_real(value):
         raise TypeError(
             f"`{name}` must be a positive finite number. "
             f"Received: {name}={value!r} of type {type(value).__name__}"
@@ -51,18 +71,18 @@ def check_positive_number(name: str, value: Any) -> float:
 
 
 def check_bool(name: str, value: Any) -> bool:
-    """Return `value` if it is a `bool`, else raise a `TypeError`."""
-    if not isinstance(value, bool):
+    """Return `value` as a `bool` if it is a Python or NumPy bool."""
+    if not _is_bool(value):
         raise TypeError(
             f"`{name}` must be a bool. "
             f"Received: {name}={value!r} of type {type(value).__name__}"
         )
-    return value
+    return bool(value)
 
 
 def check_rate(name: str, value: Any) -> float:
     """Return `value` as a float if it is a number in [0, 1), else raise."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not _is_real(value):
         raise TypeError(
             f"`{name}` must be a number in [0, 1). "
             f"Received: {name}={value!r} of type {type(value).__name__}"
@@ -93,34 +113,11 @@ def check_mapping(
     return dict(value)
 
 
-def check_unknown_kwargs(cls_name: str, kwargs: Mapping[str, Any]) -> None:
-    """Refuse keyword arguments that `keras.layers.Layer` does not take.
-
-    Keras raises a `TypeError` for these too, but only from deep inside
-    `Layer.__init__`; checking first gives a message that names the layer.
-    """
-    allowed = {
-        "name",
-        "dtype",
-        "trainable",
-        "autocast",
-        "input_dim",
-        "input_shape",
-        "batch_input_shape",
-        "batch_size",
-        "activity_regularizer",
-    }
-    unknown = sorted(key for key in kwargs if key not in allowed)
-    if unknown:
-        raise TypeError(
-            f"{cls_name} got unexpected keyword argument(s) {unknown}. "
-            f"Received: {', '.join(f'{k}={kwargs[k]!r}' for k in unknown)}"
-        )
-
-
-def check_rank2_shape(name: str, shape: Any, layer_name: str) -> tuple:
+def check_rank2_shape(
+    name: str, value: Any, layer_name: str
+) -> tuple[Any, ...]:
     """Check a build/call shape is `(batch, features)` with known features."""
-    shape = tuple(shape)
+    shape: tuple[Any, ...] = tuple(value)
     if len(shape) != 2:
         raise ValueError(
             f"Layer '{layer_name}' expects `{name}` of rank 2 "
@@ -130,6 +127,12 @@ def check_rank2_shape(name: str, shape: Any, layer_name: str) -> tuple:
         raise ValueError(
             f"Layer '{layer_name}' needs the last axis of `{name}` to be "
             f"known. Received: {name}.shape={shape}"
+        )
+    if shape[-1] == 0:
+        raise ValueError(
+            f"Layer '{layer_name}' needs `{name}` of positive width (a "
+            f"zero-width `{name}` has no features). "
+            f"Received: {name}.shape={shape}"
         )
     return shape
 
@@ -160,7 +163,8 @@ def _check_keras_object(name: str, value: Any, example: str, what: str) -> Any:
     except (ValueError, TypeError) as error:
         raise ValueError(
             f"`{name}` must be a Keras {what} (a name such as {example!r}, a "
-            f"config dict or an instance). Received: {name}={value!r}"
+            f"config dict or an instance). Received: {name}={value!r}. "
+            f"Keras says: {error}"
         ) from error
 
 
@@ -182,9 +186,13 @@ def check_activation(name: str, value: Any) -> Callable[..., Any]:
             f"a callable, or None). Received: {name}={value!r}"
         )
     try:
-        return keras.activations.get(value)
-    except (ValueError, TypeError):
+        activation: Callable[..., Any] = keras.activations.get(value)
+        return activation
+    except (ValueError, TypeError) as error:
+        # Keras' own message says how to register a custom function (the
+        # usual cause when a saved file does not load): keep it.
         raise ValueError(
             f"`{name}` must be a Keras activation (a name such as 'relu', "
-            f"a callable, or None). Received: {name}={value!r}"
-        ) from None
+            f"a callable, or None). Received: {name}={value!r}. "
+            f"Keras says: {error}"
+        ) from error

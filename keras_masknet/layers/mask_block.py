@@ -7,6 +7,10 @@ from keras import ops
 
 from keras_masknet.layers import _validation as v
 from keras_masknet.layers._utils import clone
+from keras_masknet.layers._utils import dense
+from keras_masknet.layers._utils import derive_initializer
+from keras_masknet.layers._utils import relu
+from keras_masknet.layers._utils import serialize_activation
 
 #: LayerNorm epsilon of the reference (PyTorch's default).
 LAYER_NORM_EPSILON = 1e-5
@@ -40,7 +44,7 @@ class MaskBlock(keras.layers.Layer):
     Exactly one of `reduction_factor` and `aggregation_size` must be given.
     With `reduction_factor`, the aggregation width is
     `int(mask_input_dim * reduction_factor)`, truncated toward zero like the
-    reference, and taken from the width of the MASK INPUT (which differs from
+    reference, and taken from the width of the mask input (which differs from
     the masked layer's width in a serial MaskNet). With
     `reduction_factor_base="inputs"` it is `int(input_dim * reduction_factor)`
     instead: the paper's reduction ratio r, relative to the masked layer.
@@ -74,55 +78,50 @@ class MaskBlock(keras.layers.Layer):
     use `mixed_bfloat16`, which has float32's range.
 
     Args:
-        output_size: int. Width of the block's output. Must be positive.
-        reduction_factor: float, optional. Aggregation width as a multiple of
-            the mask input's width. Must be positive and finite, and give a
-            truncated width of at least 1. Defaults to `None`.
-        aggregation_size: int, optional. Width of the mask's hidden layer.
-            Defaults to `None`.
-        input_layer_norm: bool. Whether to apply LayerNorm to `inputs` before
-            they are masked (the mask input stays raw). Defaults to `False`.
-        kernel_initializer: initializer for the three dense kernels.
-            Defaults to `"glorot_uniform"` (the reference's Xavier-uniform).
-        bias_initializer: initializer for the three dense biases.
-            Defaults to `"zeros"`.
-        kernel_regularizer: optional regularizer for the dense kernels.
-            Defaults to `None`.
-        bias_regularizer: optional regularizer for the dense biases.
-            Defaults to `None`.
-        output_activation: activation applied after the output LayerNorm:
-            a name (`"relu"`), a Keras activation function, or `None` for
-            none. The paper uses `"relu"`. Defaults to `None` (the
-            reference).
-        reduction_factor_base: str. What `reduction_factor` multiplies:
-            `"mask_input"` (the mask input's width, the reference, EasyRec)
-            or `"inputs"` (the masked layer's width, the paper's r, FuxiCTR,
-            TorchEasyRec). Only valid with `reduction_factor`. Defaults to
-            `"mask_input"`.
-        dropout_rate: float in `[0, 1)`. Dropout after the output activation,
-            active only in training (FuxiCTR). Defaults to `0.0` (none).
-        use_hidden_bias: bool. Whether the hidden dense layer `W3` has a
-            bias. The paper's equations have none. Defaults to `True` (the
-            reference).
-        mask_projection_dim: int, optional. Width of a bias-free projection
-            of the mask input before the mask's first dense layer (EasyRec's
-            low-rank `projection_dim`). Defaults to `None` (none).
-        **kwargs: other `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+        output_size: Width of the block's output. Must be positive.
+        reduction_factor: Aggregation width as a multiple of the mask
+            input's width. Must be positive and finite, and give a
+            truncated width of at least 1.
+        aggregation_size: Width of the mask's hidden layer.
+        input_layer_norm: Whether to apply LayerNorm to `inputs` before
+            they are masked (the mask input stays raw).
+        kernel_initializer: Initializer for the three dense kernels (the
+            default is the reference's Xavier-uniform).
+        bias_initializer: Initializer for the three dense biases.
+        kernel_regularizer: Regularizer for the dense kernels, if any.
+        bias_regularizer: Regularizer for the dense biases, if any.
+        output_activation: Activation after the output LayerNorm: a name
+            (`"relu"`), a Keras activation function, or `None` for none (the
+            reference). The paper uses `"relu"`.
+        reduction_factor_base: What `reduction_factor` multiplies:
+            `"mask_input"`, the mask input's width (the reference, EasyRec),
+            or `"inputs"`, the masked layer's width (the paper's r, FuxiCTR,
+            TorchEasyRec). Only valid with `reduction_factor`.
+        dropout_rate: Dropout after the output activation, in `[0, 1)`,
+            active only in training (FuxiCTR). 0 is none.
+        use_hidden_bias: Whether the hidden dense layer `W3` has a bias, as
+            in the reference. The paper's equations have none.
+        mask_projection_dim: Width of a bias-free projection of the mask
+            input before the mask's first dense layer (EasyRec's low-rank
+            `projection_dim`); `None` for none.
+        **kwargs: Other `keras.layers.Layer` arguments (`name`, `dtype`,
+            ...).
 
     Call arguments:
-        inputs: tensor of shape `(batch, input_dim)`: the layer to mask.
-        mask_input: optional tensor of shape `(batch, mask_input_dim)` from
-            which the mask is computed. Defaults to `inputs`.
-        training: bool. Whether dropout is active. Keras sets it in `fit`.
-        return_mask: bool. If `True`, return
-            `{"output": output, "mask": mask}`, where `mask` is the
-            instance-guided mask `(batch, input_dim)`. Defaults to `False`.
+        inputs: The layer to mask, `(batch, input_dim)`.
+        mask_input: The tensor the mask is computed from,
+            `(batch, mask_input_dim)`; `None` for `inputs` itself.
+        training: Whether dropout is active. Keras sets it in `fit`.
+        return_mask: If true, return `{"output": output, "mask": mask}`,
+            where `mask` is the instance-guided mask `(batch, input_dim)`.
 
     Input shape:
-        `inputs`: `(batch, input_dim)`; `mask_input`: `(batch, mask_input_dim)`.
+        - `inputs`: `(batch, input_dim)`.
+        - `mask_input` (optional): `(batch, mask_input_dim)`.
 
     Output shape:
-        `(batch, output_size)`.
+        `(batch, output_size)`; with `return_mask=True`, a dict of it and
+        the mask, `(batch, input_dim)`.
 
     Example:
 
@@ -180,7 +179,6 @@ class MaskBlock(keras.layers.Layer):
         mask_projection_dim: int | None = None,
         **kwargs: Any,
     ) -> None:
-        v.check_unknown_kwargs(type(self).__name__, kwargs)
         super().__init__(**kwargs)
         self.output_size = v.check_positive_int("output_size", output_size)
         if reduction_factor is not None:
@@ -250,9 +248,9 @@ class MaskBlock(keras.layers.Layer):
         """The mask's hidden width for the given input widths.
 
         Args:
-            mask_input_dim: int. Width of the mask input.
-            input_dim: int, optional. Width of the masked layer (`inputs`);
-                used with `reduction_factor_base="inputs"`. Defaults to
+            mask_input_dim: Width of the mask input.
+            input_dim: Width of the masked layer (`inputs`), used with
+                `reduction_factor_base="inputs"`; `None` for
                 `mask_input_dim` (the mask computed from the inputs).
 
         Raises:
@@ -264,6 +262,7 @@ class MaskBlock(keras.layers.Layer):
             base, what = input_dim or mask_input_dim, "masked layer (inputs)"
         else:
             base, what = mask_input_dim, "mask input"
+        assert self.reduction_factor is not None  # one of the two is set
         width = int(base * self.reduction_factor)
         if width < 1:
             raise ValueError(
@@ -275,10 +274,15 @@ class MaskBlock(keras.layers.Layer):
         return width
 
     def _dense(self, units: int, name: str, **kwargs: Any) -> Any:
+        salt = f"{self.name}/{name}"
         return keras.layers.Dense(
             units,
-            kernel_initializer=clone(self.kernel_initializer),
-            bias_initializer=clone(self.bias_initializer),
+            kernel_initializer=derive_initializer(
+                self.kernel_initializer, f"{salt}/kernel"
+            ),
+            bias_initializer=derive_initializer(
+                self.bias_initializer, f"{salt}/bias"
+            ),
             kernel_regularizer=clone(self.kernel_regularizer),
             bias_regularizer=clone(self.bias_regularizer),
             dtype=self.dtype_policy,
@@ -320,8 +324,9 @@ class MaskBlock(keras.layers.Layer):
             )
             self.mask_low_rank.build(mask_input_shape)
             aggregation_input_shape = (batch, self.mask_projection_dim)
+        # The ReLU is applied in `compute_mask_values` (NaN-preserving).
         self.mask_aggregation = self._dense(
-            aggregation_width, name="mask_aggregation", activation="relu"
+            aggregation_width, name="mask_aggregation"
         )
         self.mask_aggregation.build(aggregation_input_shape)
         self.mask_projection = self._dense(input_dim, name="mask_projection")
@@ -336,6 +341,9 @@ class MaskBlock(keras.layers.Layer):
             name="layer_norm",
         )
         self.output_norm.build((inputs_shape[0], self.output_size))
+        # Keras checks `inputs` against this in `__call__`, also on symbolic
+        # inputs, so a functional model on another width fails when built.
+        self.input_spec = keras.InputSpec(ndim=2, axes={-1: input_dim})
 
     def _check_call_shapes(self, inputs: Any, mask_input: Any) -> None:
         in_shape = tuple(inputs.shape)
@@ -366,9 +374,18 @@ class MaskBlock(keras.layers.Layer):
 
     def compute_mask_values(self, mask_input: Any) -> Any:
         """The instance-guided mask for `mask_input`: `(batch, input_dim)`."""
+        return self._mask(mask_input, direct=False)
+
+    def _mask(self, mask_input: Any, direct: bool) -> Any:
+        # `direct`: inside `call`, where the inputs are converted and the
+        # autocast scope is entered already (see `_utils.dense`).
+        def apply(layer: Any, x: Any) -> Any:
+            return dense(layer, x) if direct else layer(x)
+
         if self.mask_projection_dim is not None:
-            mask_input = self.mask_low_rank(mask_input)
-        return self.mask_projection(self.mask_aggregation(mask_input))
+            mask_input = apply(self.mask_low_rank, mask_input)
+        hidden = relu(apply(self.mask_aggregation, mask_input))
+        return apply(self.mask_projection, hidden)
 
     def call(
         self,
@@ -381,8 +398,8 @@ class MaskBlock(keras.layers.Layer):
             mask_input = inputs
         self._check_call_shapes(inputs, mask_input)
         net = self.input_norm(inputs) if self.input_layer_norm else inputs
-        mask = self.compute_mask_values(mask_input)
-        output = self.output_norm(self.hidden(ops.multiply(net, mask)))
+        mask = self._mask(mask_input, direct=True)
+        output = self.output_norm(dense(self.hidden, ops.multiply(net, mask)))
         output = self.output_activation(output)
         if self.dropout_layer is not None:
             output = self.dropout_layer(output, training=training)
@@ -392,7 +409,7 @@ class MaskBlock(keras.layers.Layer):
 
     def compute_output_shape(
         self, inputs_shape: Any, mask_input_shape: Any = None
-    ) -> tuple:
+    ) -> tuple[Any, ...]:
         return (tuple(inputs_shape)[0], self.output_size)
 
     def compute_output_spec(
@@ -402,6 +419,8 @@ class MaskBlock(keras.layers.Layer):
         training: bool | None = None,
         return_mask: bool = False,
     ) -> Any:
+        if mask_input is not None and self.built:
+            self._check_call_shapes(inputs, mask_input)
         batch = tuple(inputs.shape)[0]
         output = keras.KerasTensor(
             (batch, self.output_size), dtype=self.compute_dtype
@@ -414,7 +433,7 @@ class MaskBlock(keras.layers.Layer):
         return {"output": output, "mask": mask}
 
     def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
+        config: dict[str, Any] = super().get_config()
         config.update(
             {
                 "output_size": self.output_size,
@@ -433,7 +452,7 @@ class MaskBlock(keras.layers.Layer):
                 "bias_regularizer": keras.regularizers.serialize(
                     self.bias_regularizer
                 ),
-                "output_activation": keras.activations.serialize(
+                "output_activation": serialize_activation(
                     self.output_activation
                 ),
                 "reduction_factor_base": self.reduction_factor_base,

@@ -16,7 +16,9 @@ from keras_masknet.layers.mlp import MLP
 
 def _own_arguments(cls: type) -> tuple[str, ...]:
     """The named constructor arguments of `cls`, without `self`/`**kwargs`."""
-    params = inspect.signature(cls.__init__).parameters.values()
+    # (Not `inspect.signature(cls)`: Keras' Layer defines `__new__`.)
+    init = getattr(cls, "__init__")
+    params = inspect.signature(init).parameters.values()
     return tuple(
         p.name
         for p in params
@@ -72,7 +74,7 @@ def _is_shape(value: Any) -> bool:
     )
 
 
-def parse_inputs_shape(inputs_shape: Any, layer_name: str) -> tuple:
+def parse_inputs_shape(inputs_shape: Any, layer_name: str) -> tuple[Any, ...]:
     """Check a MaskNet input shape; return `(kind, batch, field_dims)`.
 
     `kind` is `"dense"` for `(batch, features)` (one field), `"fields"` for
@@ -140,8 +142,8 @@ class MaskNet(keras.layers.Layer):
     concatenated in block order (width: the sum of their `output_size`).
 
     Serial (`use_parallel=False`, the default, SerMaskNet): block 0 masks the
-    `inputs`, block `i` masks the output of block `i - 1`, and EVERY block
-    computes its mask from the ORIGINAL `inputs` (width: the last block's
+    `inputs`, block `i` masks the output of block `i - 1`, and every block
+    computes its mask from the original `inputs` (width: the last block's
     `output_size`). A `reduction_factor` is therefore relative to the width of
     the `inputs` in every block.
 
@@ -163,7 +165,7 @@ class MaskNet(keras.layers.Layer):
     a LayerNorm (epsilon `1e-5`, own scale and offset) per field; a 2-D input
     is one field, so it is normalized as a whole (EasyRec, TorchEasyRec).
     The blocks then mask `V_norm` (block 0 in series, every block in
-    parallel), and compute their masks from the RAW `V_emb` as in the paper
+    parallel), and compute their masks from the raw `V_emb` as in the paper
     and FuxiCTR, or from `V_norm` with `normalize_mask_input=True` as in
     EasyRec.
 
@@ -178,41 +180,51 @@ class MaskNet(keras.layers.Layer):
     returns the `output` tensor alone.
 
     Args:
-        mask_blocks: list of mappings. Each holds `MaskBlock` arguments
-            (`output_size`, one of `reduction_factor`/`aggregation_size`,
-            `input_layer_norm`, ...). Unknown keys are an error.
-        mlp: mapping or None. `MLP` arguments (`layer_sizes`, `batch_norm`,
-            `dropout`, `final_layer_activation`); keys set to `None` take the
-            defaults and unknown keys are an error. Defaults to `None`.
-        use_parallel: bool. Parallel when `True`, serial when `False`.
-            Defaults to `False`, as in the reference.
-        embedding_layer_norm: bool. Whether to normalize each input field
-            on its own before the blocks mask it (the paper's LN-EMB,
-            FuxiCTR's `emb_layernorm`). Defaults to `False` (the reference).
-        normalize_mask_input: bool. Whether the masks are computed from the
+        mask_blocks: The blocks, in order: one mapping of `MaskBlock`
+            arguments each (`output_size`, `reduction_factor` or
+            `aggregation_size`, `input_layer_norm`, ...). Unknown keys are
+            an error.
+        mlp: The arguments of an `MLP` head after the blocks
+            (`layer_sizes`, `batch_norm`, `dropout`, ...), or `None` for no
+            head. Keys set to `None` take the defaults; unknown keys are an
+            error.
+        use_parallel: Parallel when true, serial when false (the
+            reference's default).
+        embedding_layer_norm: Whether to normalize each input field on its
+            own before the blocks mask it (the paper's LN-EMB, FuxiCTR's
+            `emb_layernorm`). The reference does not.
+        normalize_mask_input: Whether the masks are computed from the
             normalized fields (EasyRec) instead of the raw ones (the paper,
-            FuxiCTR). Needs `embedding_layer_norm=True`. Defaults to `False`.
-        **kwargs: other `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+            FuxiCTR). Needs `embedding_layer_norm=True`.
+        **kwargs: Other `keras.layers.Layer` arguments (`name`, `dtype`,
+            ...).
 
     Call arguments:
-        inputs: a tensor of shape `(batch, features)`, field embeddings of
-            shape `(batch, num_fields, dim)`, or a list of field embeddings
-            of shapes `(batch, dim_i)`. Must keep the structure and widths
-            the layer was built with.
-        training: bool. Whether BatchNorm and dropout (in the MLP and in the
+        inputs: A tensor, field embeddings or a list of fields (see Input
+            shape), with the structure and widths the layer was built with.
+        training: Whether BatchNorm and dropout (in the MLP and in the
             blocks) act in training mode. Keras sets it in `fit`.
-        return_shared_layer: bool. If `True`, the result is a dict with
-            `"output"` and `"shared_layer"` (the blocks' output before the
-            MLP), like the reference. Defaults to `False`.
-        return_masks: bool. If `True`, the result is a dict with `"output"`
-            and `"masks"`: the list of every block's instance-guided mask, in
-            block order, each `(batch, width of the layer it masks)`: the
-            flattened input width, or in series from block 1 on the previous
-            block's `output_size`. Defaults to `False`.
+        return_shared_layer: If true, return a dict with `"output"` and
+            `"shared_layer"` (the blocks' output before the MLP), like the
+            reference.
+        return_masks: If true, return a dict with `"output"` and `"masks"`:
+            the list of every block's instance-guided mask, in block order.
+            Each is as wide as the layer its block masks: the flattened
+            input, or in series from block 1 on the previous block's
+            output.
+
+    Input shape:
+        - `(batch, features)`: one field of `features` values.
+        - `(batch, num_fields, dim)`: `num_fields` field embeddings of
+          width `dim`.
+        - A list of `(batch, dim_i)` tensors: field embeddings whose widths
+          may differ.
 
     Output shape:
-        `(batch, width)`, where `width` is `mlp["layer_sizes"][-1]` with an
-        MLP, else the blocks' output width (see above).
+        `(batch, width)`: `width` is `mlp["layer_sizes"][-1]` with an MLP,
+        else the blocks' output width (the sum of their `output_size` in
+        parallel, the last block's in series). With `return_shared_layer`
+        or `return_masks`, a dict of such tensors (see Call arguments).
 
     Example:
 
@@ -263,7 +275,6 @@ class MaskNet(keras.layers.Layer):
         normalize_mask_input: bool = False,
         **kwargs: Any,
     ) -> None:
-        v.check_unknown_kwargs(type(self).__name__, kwargs)
         super().__init__(**kwargs)
         self.mask_blocks = _normalize_mask_blocks(mask_blocks)
         self.mlp = _normalize_mlp(mlp)
@@ -285,6 +296,7 @@ class MaskNet(keras.layers.Layer):
         # Set by build().
         self.input_kind: str | None = None
         self.field_dims: list[int] | None = None
+        self.input_dim: int | None = None
         # Sublayers validate their own arguments here, before any weight.
         self.mask_block_layers = [
             MaskBlock(**cfg, dtype=self.dtype_policy, name=f"mask_block_{i}")
@@ -314,10 +326,16 @@ class MaskNet(keras.layers.Layer):
         """Width of the layer each block masks (and of its mask), in order.
 
         Args:
-            input_dim: int, optional. The flattened input width. Defaults to
-                the width the layer was built with.
+            input_dim: The flattened input width; `None` for the width the
+                layer was built with.
         """
         width = self.input_dim if input_dim is None else input_dim
+        if width is None:
+            raise ValueError(
+                f"Layer '{self.name}' is not built yet: pass `input_dim` (the "
+                "flattened input width) or build the layer first. Received: "
+                "input_dim=None"
+            )
         if self.use_parallel:
             return [width] * len(self.mask_block_layers)
         widths = [width]
@@ -358,10 +376,23 @@ class MaskNet(keras.layers.Layer):
         self.input_kind = kind
         self.field_dims = field_dims
         self.input_dim = input_dim
+        # Keras checks the inputs against this in `__call__`, also when a
+        # functional model is built, and names the layer and both widths.
+        if kind == "dense":
+            self.input_spec = keras.InputSpec(ndim=2, axes={-1: input_dim})
+        elif kind == "fields":
+            self.input_spec = keras.InputSpec(
+                ndim=3, axes={1: len(field_dims), 2: field_dims[0]}
+            )
+        else:
+            self.input_spec = [
+                keras.InputSpec(ndim=2, axes={-1: dim}) for dim in field_dims
+            ]
 
     def _fields(self, inputs: Any) -> tuple[Any, list[Any]]:
         """Check `inputs` against the built structure; return the flattened
         `V_emb` and the list of field tensors."""
+        assert self.input_kind is not None and self.field_dims is not None
         built = _describe(self.input_kind, self.field_dims)
         if isinstance(inputs, (list, tuple)):
             widths = [tuple(x.shape)[-1] for x in inputs]
@@ -473,7 +504,7 @@ class MaskNet(keras.layers.Layer):
             result["masks"] = masks
         return result
 
-    def compute_output_shape(self, inputs_shape: Any) -> tuple:
+    def compute_output_shape(self, inputs_shape: Any) -> tuple[Any, ...]:
         _, batch, _ = parse_inputs_shape(inputs_shape, self.name)
         return (batch, self.output_size)
 
@@ -503,7 +534,7 @@ class MaskNet(keras.layers.Layer):
         return result
 
     def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
+        config: dict[str, Any] = super().get_config()
         block_configs = []
         for block in self.mask_block_layers:
             full = block.get_config()

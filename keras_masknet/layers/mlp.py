@@ -5,10 +5,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_masknet.layers import _validation as v
-from keras_masknet.layers._utils import clone
+from keras_masknet.layers._utils import dense as apply_dense
+from keras_masknet.layers._utils import derive_initializer
+from keras_masknet.layers._utils import relu
 
 #: BatchNorm epsilon of the reference (PyTorch's default).
 BATCH_NORM_EPSILON = 1e-5
@@ -32,9 +35,9 @@ def normalize_batch_norm(value: Any) -> dict[str, Any] | None:
         k: value[k] if value.get(k) is not None else d
         for k, d in _BATCH_NORM_DEFAULTS.items()
     }
-    v.check_bool("batch_norm.affine", out["affine"])
+    out["affine"] = v.check_bool("batch_norm.affine", out["affine"])
     momentum = out["momentum"]
-    if isinstance(momentum, bool) or not isinstance(momentum, (int, float)):
+    if not v._is_real(momentum):
         raise TypeError(
             "`batch_norm.momentum` must be a number in (0, 1] (PyTorch's "
             f"convention). Received: momentum={momentum!r} of type "
@@ -60,7 +63,13 @@ def normalize_dropout(value: Any) -> dict[str, Any] | None:
 
 
 def normalize_layer_sizes(value: Any) -> list[int]:
-    """Validate `layer_sizes`: a non-empty list of positive ints."""
+    """Validate `layer_sizes`: a non-empty list of positive ints.
+
+    A 1-D NumPy integer array is accepted too; the result is a list of
+    Python ints (JSON-serializable in `get_config`).
+    """
+    if isinstance(value, np.ndarray) and value.ndim == 1:
+        value = value.tolist()
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
         raise TypeError(
             "`layer_sizes` must be a non-empty list of positive integers. "
@@ -95,29 +104,34 @@ class MLP(keras.layers.Layer):
     `MLP(**mlp_config)`; keys set to `None` take the defaults.
 
     BatchNorm follows PyTorch's `BatchNorm1d`: epsilon `1e-5`, and `momentum`
-    in PyTorch's convention (the weight of the NEW batch statistic, default
+    in PyTorch's convention (the weight of the new batch statistic, default
     `0.1`), which is Keras' `1 - momentum`. While training both normalize with
     the batch mean and biased batch variance, so outputs agree; PyTorch then
-    updates its running variance with the UNBIASED batch variance
+    updates its running variance with the unbiased batch variance
     (`n / (n - 1)` times larger) while Keras uses the biased one, so moving
     variances drift apart slowly during training (running means agree).
     BatchNorm always computes in float32, also under mixed precision.
 
     Args:
-        layer_sizes: list of int. Widths of the dense layers, in order.
-        batch_norm: mapping or None. `{"affine": bool, "momentum": float}`
-            adds BatchNorm after each hidden dense layer; `affine=False` drops
-            its scale and offset (the moving statistics remain). Defaults to
-            `None` (no BatchNorm).
-        dropout: mapping or None. `{"rate": float}` adds dropout after each
-            hidden ReLU, active only in training. Defaults to `None`.
-        final_layer_activation: bool. Whether a ReLU follows the last dense
-            layer. Defaults to `False`.
-        kernel_initializer: initializer for the dense kernels. Defaults to
-            `"glorot_uniform"`.
-        bias_initializer: initializer for the dense biases. Defaults to
-            `"zeros"`.
-        **kwargs: other `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+        layer_sizes: Widths of the dense layers, in order.
+        batch_norm: A mapping with the keys `"affine"` (a bool) and
+            `"momentum"` (a float) adds BatchNorm after each hidden dense
+            layer; `affine=False` drops its scale and offset (the moving
+            statistics remain). `None` for no BatchNorm.
+        dropout: A mapping `{"rate": r}` adds dropout of rate `r` after each
+            hidden ReLU, active only in training. `None` for none.
+        final_layer_activation: Whether a ReLU follows the last dense
+            layer.
+        kernel_initializer: Initializer for the dense kernels.
+        bias_initializer: Initializer for the dense biases.
+        **kwargs: Other `keras.layers.Layer` arguments (`name`, `dtype`,
+            ...).
+
+    Call arguments:
+        inputs: The features, `(batch, features)`, as wide as the layer was
+            built for.
+        training: Whether BatchNorm and dropout act in training mode. Keras
+            sets it in `fit`.
 
     Input shape:
         `(batch, features)`.
@@ -155,7 +169,6 @@ class MLP(keras.layers.Layer):
         bias_initializer: Any = "zeros",
         **kwargs: Any,
     ) -> None:
-        v.check_unknown_kwargs(type(self).__name__, kwargs)
         super().__init__(**kwargs)
         self.layer_sizes = normalize_layer_sizes(layer_sizes)
         self.batch_norm = normalize_batch_norm(batch_norm)
@@ -175,8 +188,12 @@ class MLP(keras.layers.Layer):
         self.dense_layers = [
             keras.layers.Dense(
                 size,
-                kernel_initializer=clone(self.kernel_initializer),
-                bias_initializer=clone(self.bias_initializer),
+                kernel_initializer=derive_initializer(
+                    self.kernel_initializer, f"{self.name}/dense_{i}/kernel"
+                ),
+                bias_initializer=derive_initializer(
+                    self.bias_initializer, f"{self.name}/dense_{i}/bias"
+                ),
                 dtype=self.dtype_policy,
                 name=f"dense_{i}",
             )
@@ -216,6 +233,7 @@ class MLP(keras.layers.Layer):
             if self.batch_norm_layers and i < len(self.batch_norm_layers):
                 self.batch_norm_layers[i].build(shape)
         self.input_dim = int(inputs_shape[-1])
+        self.input_spec = keras.InputSpec(ndim=2, axes={-1: self.input_dim})
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
         shape = tuple(inputs.shape)
@@ -228,22 +246,41 @@ class MLP(keras.layers.Layer):
         x = inputs
         last = len(self.dense_layers) - 1
         for i, dense in enumerate(self.dense_layers):
-            x = dense(x)
+            x = apply_dense(dense, x)
             if i < last:
                 if self.batch_norm_layers:
-                    x = self.batch_norm_layers[i](x, training=training)
-                x = ops.relu(x)
+                    x = self._batch_norm(i, x, training)
+                x = relu(x)
                 if self.dropout_layers:
                     x = self.dropout_layers[i](x, training=training)
             elif self.final_layer_activation:
-                x = ops.relu(x)
+                x = relu(x)
         return x
 
-    def compute_output_shape(self, inputs_shape: Any) -> tuple:
+    def _batch_norm(self, i: int, x: Any, training: bool | None) -> Any:
+        """BatchNorm `i`, leaving the moving statistics as they are on an
+        empty training batch (its mean and variance are NaN: they would
+        turn the moving statistics into NaN for good)."""
+        norm = self.batch_norm_layers[i]
+        if not training:
+            return norm(x, training=training)
+        batch = ops.shape(x)[0]
+        if isinstance(batch, int):  # known: eager, JAX, PyTorch
+            return norm(x, training=batch > 0)
+        # Unknown until run (a TensorFlow graph): keep the old statistics
+        # where the batch was empty.
+        moving = (norm.moving_mean, norm.moving_variance)
+        before = [ops.copy(var) for var in moving]  # values, not refs
+        x = norm(x, training=training)
+        for var, old in zip(moving, before):
+            var.assign(ops.where(batch > 0, var, old))
+        return x
+
+    def compute_output_shape(self, inputs_shape: Any) -> tuple[Any, ...]:
         return (tuple(inputs_shape)[0], self.layer_sizes[-1])
 
     def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
+        config: dict[str, Any] = super().get_config()
         config.update(
             {
                 "layer_sizes": list(self.layer_sizes),

@@ -103,8 +103,8 @@ def make_click_data(
     Example:
 
     ```python
-    from keras_masknet.data import best_auc
-    from keras_masknet.data import make_click_data
+    from keras_masknet.datasets import best_auc
+    from keras_masknet.datasets import make_click_data
 
     data = make_click_data(num_samples=5000, num_features=16, seed=1)
     x, y, probability = data
@@ -173,8 +173,8 @@ def best_auc(data: ClickData) -> float:
     Example:
 
     ```python
-    from keras_masknet.data import best_auc
-    from keras_masknet.data import make_click_data
+    from keras_masknet.datasets import best_auc
+    from keras_masknet.datasets import make_click_data
 
     data = make_click_data(num_samples=2000)
     assert 0.5 < best_auc(data) < 1.0
@@ -213,7 +213,7 @@ def roc_auc(y_true: Any, scores: Any) -> float:
     Example:
 
     ```python
-    from keras_masknet.data import roc_auc
+    from keras_masknet.datasets import roc_auc
 
     assert roc_auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) == 0.75
     assert roc_auc([0, 1], [0.5, 0.5]) == 0.5  # a tie counts one half
@@ -378,8 +378,8 @@ def make_raw_click_data(
     Example:
 
     ```python
-    from keras_masknet.data import make_raw_click_data
-    from keras_masknet.data import roc_auc
+    from keras_masknet.datasets import make_raw_click_data
+    from keras_masknet.datasets import roc_auc
 
     data = make_raw_click_data(num_samples=2000, seed=1)
     print(sorted(data.features))
@@ -467,7 +467,9 @@ def make_raw_click_data(
         z[name] = standardized[name].astype(np.float64)
         r[name] = z[name][:, None] * latents[name][None, :]
 
-    logits = sum(weights[name] * z[name] for name in columns)
+    logits: np.ndarray = np.asarray(
+        sum(weights[name] * z[name] for name in columns)
+    )
     logits = logits * (linear_strength / math.sqrt(len(columns)))
     for (i, j), a in zip(pairs, coefficients):
         logits = logits + a * np.sum(r[columns[i]] * r[columns[j]], axis=1)
@@ -519,7 +521,7 @@ def _unrank_pairs(indices: np.ndarray, num_features: int) -> np.ndarray:
 def _logits(model: _LogitModel, x: np.ndarray) -> np.ndarray:
     """The logit without the bias, in float64, of shape `(num_samples,)`."""
     x = x.astype(np.float64)
-    logits = x @ model.weights
+    logits: np.ndarray = x @ model.weights
     for (i, j), a in zip(model.pairs, model.coefficients):
         logits += a * x[:, i] * x[:, j]
     return logits
@@ -537,13 +539,14 @@ def _bias_for_rate(logits: np.ndarray, base_rate: float) -> float:
             low = mid
         else:
             high = mid
-    return 0.5 * (low + high)
+    return float(0.5 * (low + high))
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
     # Stable for large |z|: exp of a non-positive number only.
     e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    out: np.ndarray = np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    return out
 
 
 def _sigmoid_float32(z: np.ndarray) -> np.ndarray:

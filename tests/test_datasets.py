@@ -1,4 +1,4 @@
-"""Tests of the synthetic click data (`keras_masknet.data`): NumPy only."""
+"""Tests of the synthetic click data (`keras_masknet.datasets`): NumPy only."""
 
 import itertools
 import math
@@ -6,14 +6,14 @@ import math
 import numpy as np
 import pytest
 
-from keras_masknet.data import RAW_CATEGORICAL_COLUMNS
-from keras_masknet.data import RAW_NUMERIC_COLUMNS
-from keras_masknet.data import ClickData
-from keras_masknet.data import RawClickData
-from keras_masknet.data import best_auc
-from keras_masknet.data import make_click_data
-from keras_masknet.data import make_raw_click_data
-from keras_masknet.data import roc_auc
+from keras_masknet.datasets import RAW_CATEGORICAL_COLUMNS
+from keras_masknet.datasets import RAW_NUMERIC_COLUMNS
+from keras_masknet.datasets import ClickData
+from keras_masknet.datasets import RawClickData
+from keras_masknet.datasets import best_auc
+from keras_masknet.datasets import make_click_data
+from keras_masknet.datasets import make_raw_click_data
+from keras_masknet.datasets import roc_auc
 
 
 def _logit(p: np.ndarray) -> np.ndarray:

@@ -1,0 +1,430 @@
+"""Serving latency: each backend's recommended path against the reference.
+
+    python benchmarks/serving.py                 # 5 rounds, paper-parallel
+    python benchmarks/serving.py --rounds 3 --calls 200 --out-dir DIR
+
+The model is `paper-parallel` of benchmarks/workloads.py (inputs 390 wide,
+3 parallel MaskBlocks of 400 with r = 2, an MLP of 3 x 400, a sigmoid
+head). Each path runs in a process of its own (two frameworks in one
+process slow each other down), one after the other, in `--rounds` rounds;
+each process times `--calls` calls at batch 1 and at batch 32 after a
+warm-up and reports the median (p50). The table gives the median over the
+rounds of those p50s, their range, and the ratio to the reference of the
+same round (> 1: faster than the reference).
+
+Paths (the `recommended` ones are what docs/guide/performance.md says to
+serve with on each backend):
+
+- `reference`: the reference implementation (tests/reference_torch.py),
+  eager PyTorch under `torch.inference_mode()`;
+- `torch-eager`: the Keras model called eagerly under
+  `torch.inference_mode()`: what a PyTorch user gets without reading;
+- `torch-export` (recommended on PyTorch): `model.export(path,
+  format="torch")` with a dynamic batch, loaded with `torch.export.load`
+  and called as `program.module()`: an ExportedProgram of ATen ops, the
+  standard PyTorch artifact for serving, with no Keras at serving time;
+- `jax-jit` (recommended on JAX): `jax.jit` of `model.stateless_call`;
+- `tensorflow` and `tensorflow-xla` (recommended on TensorFlow: the faster
+  of the two): `tf.function` of the model, without and with XLA.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+sys.path.insert(1, REPO)
+
+from workloads import WORKLOADS  # noqa: E402
+from workloads import cpu_flags  # noqa: E402
+from workloads import has_bf16_units  # noqa: E402
+
+WORKLOAD = "paper-parallel"
+BATCHES = (1, 32)
+#: path -> (backend, recommended on that backend)
+PATHS = {
+    "reference": ("torch", False),
+    "torch-eager": ("torch", False),
+    "torch-export": ("torch", True),
+    "jax-jit": ("jax", True),
+    "tensorflow": ("tensorflow", True),
+    "tensorflow-xla": ("tensorflow", True),
+}
+#: Target 1 of the serving benchmark: every backend's recommended path at
+#: least as fast as the reference at both batches; Keras' eager torch path
+#: within 2x of the reference at batch 32.
+EAGER_TORCH_LIMIT = 2.0
+
+
+# --- one path, in its own process -------------------------------------------
+
+
+def _inputs(batch: int) -> np.ndarray:
+    rng = np.random.default_rng(batch)
+    width = WORKLOADS[WORKLOAD]["input_dim"]
+    return rng.normal(size=(batch, width)).astype("float32")
+
+
+def _keras_model() -> Any:
+    import keras
+
+    import keras_masknet
+
+    keras.utils.set_random_seed(0)
+    spec = WORKLOADS[WORKLOAD]
+    inputs = keras.Input((spec["input_dim"],))
+    backbone = keras_masknet.MaskNet(**spec["config"])
+    head = keras.layers.Dense(1, activation="sigmoid")
+    return keras.Model(inputs, head(backbone(inputs)))
+
+
+def _reference_fn() -> Any:
+    import torch
+    from torch import nn
+
+    from tests.reference_torch import TorchMaskNet
+
+    spec = WORKLOADS[WORKLOAD]
+    torch.manual_seed(0)
+    backbone = TorchMaskNet(spec["config"], spec["input_dim"])
+    width = backbone(torch.zeros(1, spec["input_dim"]))["output"].shape[-1]
+    head = nn.Linear(width, 1)
+    backbone.eval()
+
+    def fn(x: np.ndarray) -> Any:
+        xt = torch.from_numpy(x)
+
+        def call() -> np.ndarray:
+            with torch.inference_mode():
+                out = torch.sigmoid(head(backbone(xt)["output"]))
+                return out.numpy()
+
+        return call
+
+    return fn
+
+
+def _torch_fn(model: Any, export: bool) -> Any:
+    import torch
+
+    call_model = model
+    if export:
+        path = os.path.join(tempfile.mkdtemp(), "model.pt2")
+        batch = torch.export.Dim("batch", min=1, max=4096)
+        model.export(
+            path, format="torch", verbose=False, dynamic_shapes={0: batch}
+        )
+        call_model = torch.export.load(path).module()
+
+    def fn(x: np.ndarray) -> Any:
+        xt = torch.from_numpy(x)
+        want = None
+        if export:  # the program computes what the model computes
+            with torch.inference_mode():
+                got = call_model(xt).numpy()
+                want = model(xt, training=False).numpy()
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+        def call() -> np.ndarray:
+            with torch.inference_mode():
+                if export:
+                    return call_model(xt).numpy()
+                return call_model(xt, training=False).numpy()
+
+        return call
+
+    return fn
+
+
+def _jax_fn(model: Any) -> Any:
+    import jax
+
+    @jax.jit
+    def forward(tv: Any, ntv: Any, x: Any) -> Any:
+        return model.stateless_call(tv, ntv, x, training=False)[0]
+
+    tv = [v.value for v in model.trainable_variables]
+    ntv = [v.value for v in model.non_trainable_variables]
+
+    def fn(x: np.ndarray) -> Any:
+        return lambda: np.asarray(forward(tv, ntv, x))
+
+    return fn
+
+
+def _tensorflow_fn(model: Any, xla: bool) -> Any:
+    import tensorflow as tf
+
+    forward = tf.function(
+        lambda x: model(x, training=False),
+        jit_compile=xla,
+        reduce_retracing=True,
+    )
+
+    def fn(x: np.ndarray) -> Any:
+        xt = tf.constant(x)
+        return lambda: forward(xt).numpy()
+
+    return fn
+
+
+def measure(path: str, calls: int, warmup: int) -> dict[str, float]:
+    """p50 milliseconds per batch size for one path (this process)."""
+    backend = PATHS[path][0]
+    if backend == "torch":
+        import torch
+
+        torch.set_num_threads(os.cpu_count() or 1)
+    if path == "reference":
+        fn = _reference_fn()
+    else:
+        model = _keras_model()
+        if backend == "torch":
+            fn = _torch_fn(model, export=path == "torch-export")
+        elif backend == "jax":
+            fn = _jax_fn(model)
+        else:
+            fn = _tensorflow_fn(model, xla=path == "tensorflow-xla")
+    out = {}
+    for batch in BATCHES:
+        call = fn(_inputs(batch))
+        for _ in range(warmup):
+            call()
+        times = []
+        for _ in range(calls):
+            start = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - start)
+        out[str(batch)] = 1e3 * statistics.median(times)
+    return out
+
+
+# --- the driver -------------------------------------------------------------
+
+
+def run_path(path: str, calls: int, warmup: int) -> dict[str, float] | str:
+    env = dict(os.environ)
+    env["KERAS_BACKEND"] = PATHS[path][0]
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--worker",
+        path,
+        "--calls",
+        str(calls),
+        "--warmup",
+        str(warmup),
+    ]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        return f"failed: {proc.stderr.strip().splitlines()[-1:]}"
+    result: dict[str, float] = json.loads(lines[-1])
+    return result
+
+
+def summarize(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per path and batch: median p50 over rounds, range, ratio to the
+    reference of the same round (median and range)."""
+    table: dict[str, Any] = {}
+    for path in PATHS:
+        entry: dict[str, Any] = {"recommended": PATHS[path][1]}
+        for batch in map(str, BATCHES):
+            p50 = [r[path][batch] for r in rounds if isinstance(r[path], dict)]
+            ratios = [
+                r["reference"][batch] / r[path][batch]
+                for r in rounds
+                if isinstance(r[path], dict)
+                and isinstance(r["reference"], dict)
+            ]
+            if p50:
+                entry[batch] = {
+                    "p50_ms": statistics.median(p50),
+                    "range_ms": [min(p50), max(p50)],
+                    "x_reference": statistics.median(ratios)
+                    if ratios
+                    else None,
+                    "x_range": [min(ratios), max(ratios)] if ratios else None,
+                }
+        failures = [r[path] for r in rounds if isinstance(r[path], str)]
+        if failures:
+            entry["failed"] = failures[0]
+        table[path] = entry
+    return table
+
+
+def targets(table: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Each target, met or not, with the figures that decide it."""
+    out = []
+    for backend in ("tensorflow", "jax", "torch"):
+        paths = [
+            p
+            for p, (b, rec) in PATHS.items()
+            if b == backend and rec and "1" in table[p] and "32" in table[p]
+        ]
+        if not paths:
+            out.append((f"serving, {backend}", "NOT shown", "no figures"))
+            continue
+        best = max(
+            paths,
+            key=lambda p: min(
+                table[p]["1"]["x_reference"], table[p]["32"]["x_reference"]
+            ),
+        )
+        x1 = table[best]["1"]["x_reference"]
+        x32 = table[best]["32"]["x_reference"]
+        status = "met" if min(x1, x32) >= 1.0 else "NOT met"
+        out.append(
+            (
+                f"serving, {backend} ({best}) >= 1.0x the reference",
+                status,
+                f"b1 {x1:.2f}x, b32 {x32:.2f}x",
+            )
+        )
+    eager = table["torch-eager"].get("32")
+    if eager is None:
+        out.append(("torch eager within 2x, b32", "NOT shown", "no figure"))
+    else:
+        slower = 1.0 / eager["x_reference"]
+        status = "met" if slower <= EAGER_TORCH_LIMIT else "NOT met"
+        out.append(
+            (
+                "torch eager (Keras, no reading) within 2x of the reference,"
+                " b32",
+                status,
+                f"{slower:.2f}x slower ({eager['p50_ms']:.2f} ms vs "
+                f"{table['reference']['32']['p50_ms']:.2f} ms)",
+            )
+        )
+    return out
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    table, machine = doc["table"], doc["machine"]
+    lines = [
+        f"Serving latency, `{WORKLOAD}`, p50 of {doc['calls']} calls per "
+        f"process, median of {doc['rounds']} rounds (each path in its own "
+        f"process); machine: {machine['cpu']}, {machine['cores']} cores, "
+        f"bfloat16 units: {machine['bf16_units']}; {doc['date']}.",
+        "",
+        "| path | recommended | b1 p50 ms (range) | b1 x ref | "
+        "b32 p50 ms (range) | b32 x ref |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for path, entry in table.items():
+        cells = [f"`{path}`", "yes" if entry["recommended"] else ""]
+        for batch in ("1", "32"):
+            e = entry.get(batch)
+            if e is None:
+                cells += [entry.get("failed", "-"), "-"]
+                continue
+            lo, hi = e["range_ms"]
+            cells.append(f"{e['p50_ms']:.3f} ({lo:.3f}-{hi:.3f})")
+            x = e["x_reference"]
+            cells.append("-" if path == "reference" else f"{x:.2f}x")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "| target | status | figures |", "| --- | --- | --- |"]
+    for name, status, text in doc["targets"]:
+        lines.append(f"| {name} | {status} | {text} |")
+    return "\n".join(lines) + "\n"
+
+
+def page(table_text: str) -> str:
+    """The docs page of a run (docs/benchmarks/serving.md)."""
+    return f"""# Serving latency
+
+Each backend's recommended serving path (see [Serving one request at a
+time](../guide/performance.md#serving-one-request-at-a-time)), Keras'
+eager PyTorch path (what a PyTorch user gets without reading) and the
+reference (eager PyTorch, `tests/reference_torch.py`), on the
+`paper-parallel` model: inputs 390 wide, 3 parallel MaskBlocks of 400 with
+r = 2, an MLP of 3 x 400 and a sigmoid head. Rerun with `make
+bench-serving` (`python benchmarks/serving.py --help`). `x ref` is the
+reference's p50 over the path's, per round, then the median over rounds:
+above 1 is faster than the reference.
+
+{table_text}"""
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "bf16_units": "yes" if has_bf16_units(cpu_flags()) else "none",
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--calls", type=int, default=300)
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--paths", default=",".join(PATHS))
+    parser.add_argument("--out-dir", default=None)
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    for name in ("rounds", "calls"):
+        if getattr(args, name) < 1:
+            parser.error(
+                f"--{name} must be >= 1. Received: {getattr(args, name)}"
+            )
+    if args.worker:
+        print(json.dumps(measure(args.worker, args.calls, args.warmup)))
+        return
+    paths = args.paths.split(",")
+    unknown = [p for p in paths if p not in PATHS]
+    if unknown or "reference" not in paths:
+        parser.error(
+            f"--paths must name the reference and known paths {list(PATHS)}."
+            f" Received: {args.paths}"
+        )
+    rounds = []
+    for i in range(args.rounds):
+        result: dict[str, Any] = {p: "not run" for p in PATHS}
+        for path in paths:
+            result[path] = run_path(path, args.calls, args.warmup)
+            print(f"round {i + 1} {path}: {result[path]}", flush=True)
+        rounds.append(result)
+    doc = {
+        "workload": WORKLOAD,
+        "rounds": args.rounds,
+        "calls": args.calls,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": machine(),
+        "raw": rounds,
+    }
+    doc["table"] = summarize(rounds)
+    doc["targets"] = targets(doc["table"])
+    text = markdown(doc)
+    print(text)
+    if args.out_dir:
+        os.makedirs(args.out_dir, exist_ok=True)
+        with open(os.path.join(args.out_dir, "serving.json"), "w") as f:
+            json.dump(doc, f, indent=1)
+        with open(os.path.join(args.out_dir, "serving.md"), "w") as f:
+            f.write(page(text))
+
+
+if __name__ == "__main__":
+    main()
