@@ -293,8 +293,12 @@ def write_table(results, path):
         f"Generated on {env['date']} by `{env['command']}` on "
         f"{env['machine']}, Keras {env['keras']} on the {env['backend']} "
         f"backend, in {env['total_seconds']:.0f} s: "
-        f"{results['settings']['samples']:,} samples, learning rate "
-        f"{results['settings']['learning_rate']:g}, masks read on "
+        f"{results['settings']['samples']:,} samples, learning rates "
+        + ", ".join(
+            f"{mq.MODELS[k]} {r:g}"
+            for k, r in results["settings"]["learning_rates"].items()
+        )
+        + f", masks read on "
         f"{results['settings']['analysis_rows']:,} test rows.",
     ]
     with open(path, "w") as f:
@@ -310,7 +314,25 @@ def parse_args(argv):
         "weights",
     )
     parser.add_argument("--samples", type=int, default=60000)
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument(
+        "--learning-rate",
+        type=float,
+        default=None,
+        help="default: for each model, the one the comparison chose most "
+        "often on the dense data (--quality-results), else 3e-3",
+    )
+    parser.add_argument(
+        "--quality-results",
+        default=os.path.join(
+            os.path.dirname(os.path.abspath(__file__)),
+            "..",
+            "docs",
+            "assets",
+            "quality",
+            "results.json",
+        ),
+        help="results.json of examples/model_quality.py",
+    )
     parser.add_argument("--epochs", type=int, default=30, help="most epochs")
     parser.add_argument("--patience", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=512)
@@ -336,6 +358,10 @@ def main(argv=None):
     x = dataset["x"][test_rows][:ANALYSIS_ROWS]
     results = {"models": {}, "planted_pairs": planted_pairs.tolist()}
     masks, initial = {}, {}
+    chosen = mq.chosen_learning_rates(args.quality_results)
+    learning_rates = {
+        key: args.learning_rate or chosen.get(key, 3e-3) for key in MODELS
+    }
     for key in MODELS:
         width = mq.width_for(key, dataset, args.params, 8)
 
@@ -347,7 +373,7 @@ def main(argv=None):
         untrained = build().get_layer("masknet")
         initial[key] = masks_of(untrained, x)
         model, run = mq.fit_one(
-            build, dataset, args.learning_rate, args.seed, args
+            build, dataset, learning_rates[key], args.seed, args
         )
         prediction = model.predict(
             dataset["x"][test_rows], batch_size=len(test_rows), verbose=0
@@ -374,7 +400,7 @@ def main(argv=None):
         )
     results["settings"] = {
         "samples": args.samples,
-        "learning_rate": args.learning_rate,
+        "learning_rates": learning_rates,
         "epochs": args.epochs,
         "patience": args.patience,
         "batch_size": args.batch_size,

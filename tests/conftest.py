@@ -61,7 +61,7 @@ def _float32_policy_and_seed():
     keras.config.set_dtype_policy("float32")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def subprocess_env():
     """Environment for child Python processes that import keras_masknet."""
     env = dict(os.environ)

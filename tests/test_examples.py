@@ -1,5 +1,6 @@
 """Runs the scripts in `examples/` on the current backend, in subprocesses."""
 
+import json
 import re
 import subprocess
 import sys
@@ -47,11 +48,16 @@ def test_example_runs_and_learns(script, args, tmp_path, subprocess_env):
     assert output.is_file()
 
 
-def _run_example(script, args, tmp_path, subprocess_env):
-    """Runs `examples/<script> args` on this backend; returns (rc, out, log)."""
+def _run_example(
+    script, args, tmp_path, subprocess_env, script_in_examples=True
+):
+    """Runs `examples/<script> args` (or `python <script> args`) on this
+    backend; returns (rc, out, log)."""
     env = dict(subprocess_env, KERAS_BACKEND=BACKEND)
+    if script_in_examples:
+        script = str(REPO / "examples" / script)
     result = subprocess.run(
-        [sys.executable, str(REPO / "examples" / script)] + args,
+        [sys.executable, script] + args,
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -102,21 +108,54 @@ def test_ctr_end_to_end_trains_both_models_and_saves(tmp_path, subprocess_env):
         assert "Keras models take string inputs only on the TensorFlow" in out
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("mode", [[], ["--serial"]], ids=["parallel", "serial"])
-def test_migrate_from_reference_matches(mode, tmp_path, subprocess_env):
-    output = tmp_path / "migrated.keras"
+#: Runs `main(argv)` of the script given as the first argument once per
+#: argv of the JSON list given as the second, in one process (the backend
+#: and torch are imported once), each run's output after a `=== argv` line.
+_RUN_MAIN_FOR_EACH = """
+import json, runpy, sys
+main = runpy.run_path(sys.argv[1], run_name="example")["main"]
+for argv in json.loads(sys.argv[2]):
+    print("=== " + json.dumps(argv), flush=True)
+    if main(argv) != 0:
+        sys.exit(1)
+"""
+MIGRATE_MODES = {"parallel": [], "serial": ["--serial"]}
+
+
+@pytest.fixture(scope="module")
+def migrations(tmp_path_factory, subprocess_env):
+    """`examples/migrate_from_reference.py` in each mode: by mode, its
+    output and the file it saved; the run's log."""
+    tmp_path = tmp_path_factory.mktemp("migrate")
+    outputs = {mode: tmp_path / f"{mode}.keras" for mode in MIGRATE_MODES}
+    argvs = [
+        args + ["--output", str(outputs[mode])]
+        for mode, args in MIGRATE_MODES.items()
+    ]
+    script = str(REPO / "examples" / "migrate_from_reference.py")
     rc, out, log = _run_example(
-        "migrate_from_reference.py",
-        mode + ["--output", str(output)],
+        "-c",
+        [_RUN_MAIN_FOR_EACH, script, json.dumps(argvs)],
         tmp_path,
         subprocess_env,
+        script_in_examples=False,
     )
     assert rc == 0, log
+    parts = out.split("=== ")[1:]
+    assert len(parts) == len(MIGRATE_MODES), log
+    return {
+        mode: (part, outputs[mode]) for mode, part in zip(MIGRATE_MODES, parts)
+    }, log
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", list(MIGRATE_MODES))
+def test_migrate_from_reference_matches(mode, migrations):
+    runs, log = migrations
+    out, output = runs[mode]
     assert f"backend: {BACKEND}" in out, log
     match = re.search(r"forward pass: ([0-9.e+-]+)", out)
     assert match is not None and float(match.group(1)) < 2e-5, log
     assert "the migration is exact" in out, log
-    kind = "serial" if mode else "parallel"
-    assert f"Built {kind} MaskNet" in out, log
+    assert f"Built {mode} MaskNet" in out, log
     assert output.is_file()

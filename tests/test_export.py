@@ -18,6 +18,7 @@ import pytest
 
 from tests.helpers import BACKEND
 from tests.helpers import REPO
+from tests.helpers import randomize
 from tests.helpers import relative_error
 from tests.helpers import to_numpy
 
@@ -43,14 +44,7 @@ example = _load_example()
 def model():
     """The example's model with random weights and BatchNorm statistics."""
     model = example.build_model(NUM_FEATURES)
-    rng = np.random.default_rng(0)
-    weights = []
-    for variable in model.weights:
-        value = rng.normal(scale=0.5, size=variable.shape)
-        if variable.path.endswith("moving_variance"):
-            value = np.abs(value) + 0.5
-        weights.append(value.astype("float32"))
-    model.set_weights(weights)
+    randomize(model)
     return model
 
 
