@@ -3,10 +3,11 @@
 Trains one MaskNet click model three times from the same weights on the
 same batches: on one device, with `keras.distribution.DataParallel` over all
 devices, and with `keras.distribution.ModelParallel`, whose layout map
-(`keras_masknet.distribution.mask_net_layout_map`) splits the MaskBlocks' and MLP's
-kernels along the `model` axis of a `(batch, model)` device mesh. It prints
-one JSON line: the three loss curves, how each kernel is sharded, and how
-far the sharded model's predictions are from the unsharded model's.
+(`keras_masknet.distribution.mask_net_layout_map`) splits the MaskBlocks'
+and MLP's kernels along the `model` axis of a `(batch, model)` device
+mesh. It prints one JSON line: the three loss curves, how each kernel is
+sharded, and how far the sharded model's predictions are from the
+unsharded model's.
 
 Without accelerators, XLA can split the CPU into virtual devices:
 
@@ -92,7 +93,9 @@ def fit_model_parallel(
         axis_names=("batch", "model"),
         devices=devices,
     )
-    layout_map = keras_masknet.distribution.mask_net_layout_map(mesh, model_axis="model")
+    layout_map = keras_masknet.distribution.mask_net_layout_map(
+        mesh, model_axis="model"
+    )
     distribution = keras.distribution.ModelParallel(
         layout_map=layout_map, batch_dim_name="batch"
     )

@@ -9,7 +9,8 @@ is configured by a YAML file and saves its weights as a PyTorch
 2. it writes a reference-style checkpoint as an `.npz` file (random
    weights under the reference's key names and PyTorch's shapes, inside a
    larger model, as a trained checkpoint would hold them) and loads it with
-   `keras_masknet.reference.load_reference_weights(net, weights, prefix="_backbone.")`;
+   `keras_masknet.reference.load_reference_weights(net, weights,
+   prefix="_backbone.")`;
 3. it checks that the Keras layer predicts what the reference computes, with
    a NumPy re-implementation of the reference's forward pass, and that
    `keras_masknet.reference.export_reference_weights` gives the checkpoint back;
@@ -274,9 +275,12 @@ def main(argv: list[str] | None = None) -> int:
         write_reference_checkpoint(checkpoint, config, input_dim, args.seed)
         with np.load(checkpoint) as npz:
             weights = {key: npz[key] for key in npz.files}
-        keras_masknet.reference.load_reference_weights(net, weights, prefix=PREFIX)
+        keras_masknet.reference.load_reference_weights(
+            net, weights, prefix=PREFIX
+        )
+        count = len(keras_masknet.reference.export_reference_weights(net))
         print(
-            f"Loaded {len(keras_masknet.reference.export_reference_weights(net))} "
+            f"Loaded {count} "
             f"arrays of {checkpoint} (prefix {PREFIX!r}; the "
             f"{sum(not k.startswith(PREFIX) for k in weights)} keys of other "
             "parts of the model are skipped)."

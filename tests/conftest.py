@@ -5,13 +5,14 @@ import os
 # Before anything imports jax (through keras): XLA compiles every eager JAX
 # operation anew for each new shape, and on 2 cores LLVM's optimizations
 # are most of that time; the tests' arrays are tiny, so optimized code saves
-# nothing. Level 0 more than halves the JAX session (and XLA compiles on
-# TensorFlow); numbers stay IEEE float32, within every test's tolerance.
-# Child processes inherit it. XLA_FLAGS that set a level are left alone.
-_XLA_FLAGS = os.environ.get("XLA_FLAGS", "")
-if "xla_backend_optimization_level" not in _XLA_FLAGS:
+# nothing. Level 0 cuts the JAX session by a third or more; numbers stay
+# IEEE float32, within every test's tolerance. XLA_FLAGS that set a level
+# are left alone. Child processes (the examples, the workers) get the
+# environment as it was: they run as a user runs them (see below).
+_XLA_FLAGS = os.environ.get("XLA_FLAGS")
+if "xla_backend_optimization_level" not in (_XLA_FLAGS or ""):
     os.environ["XLA_FLAGS"] = (
-        f"{_XLA_FLAGS} --xla_backend_optimization_level=0".strip()
+        f"{_XLA_FLAGS or ''} --xla_backend_optimization_level=0".strip()
     )
 
 import json  # noqa: E402
@@ -23,6 +24,14 @@ import pytest  # noqa: E402
 
 from tests.helpers import DATA  # noqa: E402
 from tests.helpers import REPO  # noqa: E402
+
+if keras.backend.backend() == "jax":
+    # XLA reads XLA_FLAGS once, when it first compiles: do that now.
+    keras.ops.convert_to_numpy(keras.ops.add(keras.ops.ones(1), 1))
+if _XLA_FLAGS is None:
+    os.environ.pop("XLA_FLAGS", None)
+else:
+    os.environ["XLA_FLAGS"] = _XLA_FLAGS
 
 # Hypothesis profiles (tests/test_properties.py): "ci", the default, keeps
 # `make test` short; KERAS_MASKNET_HYPOTHESIS_PROFILE=thorough runs 20 times
