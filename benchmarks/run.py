@@ -820,6 +820,7 @@ that target 1 counts, in turns with the reference.
   (on the 2-core machine of `benchmarks/NOTES.md`), which is why the
   paired ratios above lead. The chart below shows these noisier ratios,
   float32 only."""
+    serving_link = "../serving.md" if is_paired else "serving.md"
     chart_md = ""
     if not is_paired:
         chart_md = (
@@ -885,8 +886,8 @@ that target 1 counts, in turns with the reference.
 
 Each backend's recommended serving path (docs/guide/performance.md), Keras'
 eager PyTorch path and the reference, at batch 1 and 32, each in a process
-of its own: [Serving latency](serving.md) (`make bench-serving`; `make
-bench` runs it after the training table).
+of its own: [Serving latency]({serving_link}) (`make bench-serving`;
+`make bench` runs it after the training table).
 
 ## GPU
 

@@ -319,6 +319,11 @@ def markdown(doc: dict[str, Any]) -> str:
         f"process); machine: {machine['cpu']}, {machine['cores']} cores, "
         f"bfloat16 units: {machine['bf16_units']}; {doc['date']}.",
         "",
+        f"Load average (1 min) at start / end: {doc['load'][0]:.1f} / "
+        f"{doc['load'][1]:.1f}. Above the core count, other work shared the "
+        "cores: PyTorch's threads then wait for each other, and its figures "
+        "(the reference's too) mean little.",
+        "",
         "| path | recommended | b1 p50 ms (range) | b1 x ref | "
         "b32 p50 ms (range) | b32 x ref |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -399,6 +404,7 @@ def main() -> None:
             f"--paths must name the reference and known paths {list(PATHS)}."
             f" Received: {args.paths}"
         )
+    load_start = os.getloadavg()[0]
     rounds = []
     for i in range(args.rounds):
         result: dict[str, Any] = {p: "not run" for p in PATHS}
@@ -412,6 +418,7 @@ def main() -> None:
         "calls": args.calls,
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": machine(),
+        "load": [load_start, os.getloadavg()[0]],
         "raw": rounds,
     }
     doc["table"] = summarize(rounds)

@@ -822,7 +822,9 @@ def write_study(results, out):
                 + " |"
             )
         rates = ", ".join(
-            f"{MODELS[k]} {r:g}" for k, r in results["learning_rates"].items()
+            f"{MODELS[k]} {r:g}"
+            for k, r in results["learning_rates"].items()
+            if k in keys
         )
         lines += ["", f"Learning rates: {rates or 'the grid'}."]
         name = "data_size"
@@ -1022,7 +1024,15 @@ def main(argv=None):
             results = json.load(f)
         write_tables(results, args.out)
         plot(results, os.path.join(args.out, "quality.png"))
-        print(f"Redrew {args.out}/quality.png and the tables", flush=True)
+        for name in ("options", "data_size"):
+            path = os.path.join(args.out, f"{name}.json")
+            if os.path.exists(path):
+                with open(path) as f:
+                    study = json.load(f)
+                write_study(study, args.out)
+                if name == "data_size":
+                    plot_data_size(study, os.path.join(args.out, f"{name}.png"))
+        print(f"Redrew the charts and tables in {args.out}", flush=True)
         return 0
     if args.study != "compare":
         return run_study(args, argv, start)

@@ -132,7 +132,8 @@ RS_LINE = re.compile(
 def test_keras_rs_pipeline_trains_and_is_judged(tmp_path, subprocess_env):
     out, log = _run(
         "keras_rs_pipeline.py",
-        ["--samples", "3000", "--epochs", "2", "--width", "16"],
+        ["--samples", "3000", "--epochs", "3", "--width", "16"]
+        + ["--learning-rate", "1e-2", "--batch-size", "256"],
         tmp_path,
         subprocess_env,
     )

@@ -376,18 +376,6 @@ class MaskNet(keras.layers.Layer):
         self.input_kind = kind
         self.field_dims = field_dims
         self.input_dim = input_dim
-        # Keras checks the inputs against this in `__call__`, also when a
-        # functional model is built, and names the layer and both widths.
-        if kind == "dense":
-            self.input_spec = keras.InputSpec(ndim=2, axes={-1: input_dim})
-        elif kind == "fields":
-            self.input_spec = keras.InputSpec(
-                ndim=3, axes={1: len(field_dims), 2: field_dims[0]}
-            )
-        else:
-            self.input_spec = [
-                keras.InputSpec(ndim=2, axes={-1: dim}) for dim in field_dims
-            ]
 
     def _fields(self, inputs: Any) -> tuple[Any, list[Any]]:
         """Check `inputs` against the built structure; return the flattened
@@ -515,6 +503,11 @@ class MaskNet(keras.layers.Layer):
         return_shared_layer: bool = False,
         return_masks: bool = False,
     ) -> Any:
+        if self.built:
+            # The checks of `call`, on symbolic inputs too: a functional
+            # model on inputs unlike the built ones fails when it is built,
+            # naming the layer, the structure built for and the one given.
+            self._fields(inputs)
         batch = tuple(keras.tree.flatten(inputs)[0].shape)[0]
         output = keras.KerasTensor(
             (batch, self.output_size), dtype=self.compute_dtype
