@@ -45,6 +45,9 @@ def _is_png(path):
     return path.is_file() and path.read_bytes()[:8] == PNG_SIGNATURE
 
 
+# 12 training runs (6 models on 2 data sets): about a minute on 2 busy CPU
+# cores, mostly compiling (JAX, TensorFlow) or stepping eagerly (PyTorch).
+@pytest.mark.slow
 def test_model_quality_small_run_writes_every_model(tmp_path, subprocess_env):
     out = tmp_path / "quality"
     _, log = _run(
