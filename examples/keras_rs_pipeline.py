@@ -12,7 +12,7 @@ one model. This example:
 2. builds two click models on the same embeddings: a parallel MaskNet
    alone, and the same MaskNet *beside* a stack of DCN-v2 cross layers,
    `keras_rs.layers.FeatureCross` (`x_{l+1} = x0 * (W x_l + b) + x_l`),
-   their outputs concatenated before the sigmoid unit;
+   their outputs concatenated before the logit unit;
 3. trains both with log loss, `EarlyStopping` on the validation AUC;
 4. judges them as a ranker would: the test impressions are cut into pages
    of `--list-size` ads, and keras-rs' ranking metrics (`NDCG@5`,
@@ -63,7 +63,7 @@ def encode(features, train_rows):
 
 
 def build_model(sizes, embedding_dim, width, cross_layers):
-    """Field embeddings -> MaskNet [beside FeatureCross x n] -> sigmoid."""
+    """Field embeddings -> MaskNet [beside FeatureCross x n] -> a logit."""
     inputs, fields = {}, []
     for name, size in sizes.items():
         inputs[name] = keras.Input(shape=(1,), dtype="int32", name=name)
