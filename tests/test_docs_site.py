@@ -273,6 +273,7 @@ def test_nothing_is_loaded_from_another_host(site):
         ("quickstart", "quickstart.py"),
         ("examples/ctr", "ctr_end_to_end.py"),
         ("examples/migrate", "migrate_from_reference.py"),
+        ("examples/keras_rs", "keras_rs_pipeline.py"),
     ],
 )
 def test_examples_are_included_verbatim(site, page, script):
