@@ -7,13 +7,14 @@ import os
 # are most of that time; the tests' arrays are tiny, so optimized code saves
 # nothing. Level 0 cuts the JAX session by a third or more; numbers stay
 # IEEE float32, within every test's tolerance. XLA_FLAGS that set a level
-# are left alone. Child processes (the examples, the workers) get the
-# environment as it was: they run as a user runs them (see below).
+# are left alone. The examples run in child processes with the environment
+# as it was, as a user runs them (`subprocess_env`); the tests' own worker
+# processes get the flag too (`worker_env`).
 _XLA_FLAGS = os.environ.get("XLA_FLAGS")
-if "xla_backend_optimization_level" not in (_XLA_FLAGS or ""):
-    os.environ["XLA_FLAGS"] = (
-        f"{_XLA_FLAGS or ''} --xla_backend_optimization_level=0".strip()
-    )
+_TEST_XLA_FLAGS = _XLA_FLAGS or ""
+if "xla_backend_optimization_level" not in _TEST_XLA_FLAGS:
+    _TEST_XLA_FLAGS += " --xla_backend_optimization_level=0"
+os.environ["XLA_FLAGS"] = _TEST_XLA_FLAGS.strip()
 
 import json  # noqa: E402
 
@@ -77,3 +78,10 @@ def subprocess_env():
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     return env
+
+
+@pytest.fixture(scope="session")
+def worker_env(subprocess_env):
+    """`subprocess_env` for the tests' own worker processes (not the
+    examples): with this process's quicker XLA flags."""
+    return dict(subprocess_env, XLA_FLAGS=_TEST_XLA_FLAGS.strip())

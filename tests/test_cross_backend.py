@@ -1,8 +1,10 @@
 """`.keras` files saved under each backend load under each of the others.
 
-One subprocess per backend saves; one per backend loads the others' files.
-The test spawns all three backends itself, so it runs once, from the
-tensorflow session of `make test` (or when KERAS_MASKNET_CROSS_BACKEND=1).
+Each backend saves in a subprocess and loads the others' files in one
+(five processes: a backend that saves after another loads its files in the
+same process). The test spawns all three backends itself, so it runs once,
+from the tensorflow session of `make test` (or when
+KERAS_MASKNET_CROSS_BACKEND=1).
 """
 
 import json
@@ -43,10 +45,8 @@ def _run(mode, backend, root, env, sources=()):
 
 
 def test_save_under_each_backend_and_load_under_each_other(
-    tmp_path, subprocess_env
+    tmp_path, worker_env
 ):
-    # Five processes, not six: a backend that saves after another loads
-    # that one's files in the same process.
     steps = [
         ("save", "tensorflow", ()),
         ("save-load", "jax", ("tensorflow",)),
@@ -56,7 +56,7 @@ def test_save_under_each_backend_and_load_under_each_other(
     ]
     errors = {}
     for mode, backend, sources in steps:
-        result = _run(mode, backend, tmp_path, subprocess_env, sources)
+        result = _run(mode, backend, tmp_path, worker_env, sources)
         errors.update(result["errors"])
     # 3 sources x 2 targets x 3 models (one on a list of field embeddings).
     assert len(errors) == 18, errors
