@@ -8,9 +8,13 @@ STAMP := $(VENV)/.installed
 BACKENDS := tensorflow jax torch
 # pytest-xdist processes per backend session: the suite is mostly Python and
 # one core per test; files stay whole on one process (module fixtures run
-# once). PYTEST_WORKERS=0 runs in this process, one test at a time.
+# once, and JAX compiles a file's shapes once). Files go out in the order
+# tests/conftest.py collects them, the slowest first, not by their number of
+# tests (xdist's default puts the few long subprocess tests last, where one
+# process waits for the other). PYTEST_WORKERS=0 runs in this process.
 PYTEST_WORKERS ?= 2
-PYTEST := $(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
+PYTEST := $(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile \
+	--no-loadscope-reorder
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONDONTWRITEBYTECODE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
@@ -93,7 +97,8 @@ test-oldest: $(OLDEST_STAMP)
 	@echo "=== oldest Keras: $$(grep '^keras==' requirements-oldest.txt)"
 	KERAS_BACKEND=jax PYTHONDONTWRITEBYTECODE= \
 		PYTHONPYCACHEPREFIX=$(OLDEST_VENV)/pycache \
-		$(OLDEST_PY) -m pytest -q -m "not slow" $(OLDEST_TESTS)
+		$(OLDEST_PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile \
+		-m "not slow" $(OLDEST_TESTS)
 
 ## dist: build the sdist and the wheel into dist/, then `twine check` them
 dist: install

@@ -1,5 +1,6 @@
 """Helpers shared by the tests."""
 
+import os
 import pathlib
 import re
 
@@ -12,6 +13,23 @@ import keras_masknet
 DATA = pathlib.Path(__file__).parent / "data"
 REPO = pathlib.Path(__file__).parent.parent
 BACKEND = keras.backend.backend()
+#: `make test` runs the suite once per backend. A test whose subject does
+#: not depend on the backend under test (a wheel, a docs build, an example
+#: compared against other models, one that spawns every backend itself) runs
+#: in one of those sessions only; KERAS_MASKNET_EVERY_SESSION=1 runs it in
+#: every session.
+EVERY_SESSION = os.environ.get("KERAS_MASKNET_EVERY_SESSION") == "1"
+
+
+def in_one_session(backend: str, why: str):
+    """Marks a test that runs in the `backend` session of `make test` only,
+    because `why`."""
+    return pytest.mark.skipif(
+        BACKEND != backend and not EVERY_SESSION,
+        reason=f"{why}: runs once, in the {backend} session",
+    )
+
+
 #: Parity tolerance of the issue: max|got - want| / max(1, max|want|).
 PARITY_TOL = 2e-5
 
@@ -150,3 +168,59 @@ def assign_paper_params(layer, params):
                 _set(dense.kernel, p["W"], assigned)
                 _set(dense.bias, p["b"], assigned)
     assert sorted(assigned) == sorted(w.path for w in layer.weights)
+
+
+def seeded_initializer(seed=42):
+    """A seeded GlorotUniform: what careful users pass for reproducibility."""
+    return keras.initializers.GlorotUniform(seed=seed)
+
+
+def kernels_of(layer):
+    """The kernels of a built layer, by weight path, as NumPy arrays."""
+    return {
+        w.path: to_numpy(w) for w in layer.weights if w.path.endswith("kernel")
+    }
+
+
+def equal_kernel_pairs(kernels):
+    """The pairs of paths in `kernels_of(...)` whose values are equal."""
+    items = list(kernels.items())
+    return [
+        (a, b)
+        for i, (a, x) in enumerate(items)
+        for b, y in items[:i]
+        if x.shape == y.shape and np.array_equal(x, y)
+    ]
+
+
+def assert_zero_width_is_refused(make, call, argument):
+    """`call(layer, zero, x)` on a zero-width `argument` raises a ValueError
+    naming the layer and the argument, before any weight is created; the
+    layer then builds on a valid width with the right weights."""
+    layer = make()
+    zero = np.zeros((2, 0), "float32")
+    x = np.ones((2, 5), "float32")
+    with pytest.raises(ValueError) as error:
+        call(layer, zero, x)
+    message = str(error.value)
+    assert f"'{layer.name}'" in message
+    assert f"`{argument}` of positive width" in message
+    assert f"{argument}.shape=(2, 0)" in message
+    assert layer.weights == []
+    layer(x)
+    fresh = make()
+    fresh(x)
+    assert layer.count_params() == fresh.count_params()
+
+
+def assert_symbolic_width_9_is_refused(layer):
+    """A layer built for width 6 refuses a symbolic width-9 input while the
+    functional model is built, not at predict, naming itself and both
+    widths (Keras' input spec, or MaskNet's own check)."""
+    with pytest.raises(ValueError) as error:
+        layer(keras.Input((9,)))
+    message = str(error.value).lower()
+    # Keras quotes the name with ' (3.15) or " (3.1, the oldest supported).
+    assert re.search(rf"layer ['\"]{layer.name}['\"]", message), message
+    assert "to have value 6" in message or "last axis 6" in message
+    assert "(none, 9)" in message

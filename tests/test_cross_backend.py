@@ -3,29 +3,24 @@
 Each backend saves in a subprocess and loads the others' files in one
 (five processes: a backend that saves after another loads its files in the
 same process). The test spawns all three backends itself, so it runs once,
-from the tensorflow session of `make test` (or when
-KERAS_MASKNET_CROSS_BACKEND=1).
+from the tensorflow session of `make test` (in every session with
+KERAS_MASKNET_EVERY_SESSION=1).
 """
 
 import json
-import os
 import subprocess
 import sys
 
 import pytest
 
-from tests.helpers import BACKEND
 from tests.helpers import REPO
+from tests.helpers import in_one_session
 
 BACKENDS = ("tensorflow", "jax", "torch")
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(
-        BACKEND != "tensorflow"
-        and os.environ.get("KERAS_MASKNET_CROSS_BACKEND") != "1",
-        reason="spawns every backend itself: runs in the tensorflow session",
-    ),
+    in_one_session("tensorflow", "spawns every backend itself"),
 ]
 
 
@@ -45,7 +40,7 @@ def _run(mode, backend, root, env, sources=()):
 
 
 def test_save_under_each_backend_and_load_under_each_other(
-    tmp_path, worker_env
+    tmp_path, subprocess_env
 ):
     steps = [
         ("save", "tensorflow", ()),
@@ -56,7 +51,7 @@ def test_save_under_each_backend_and_load_under_each_other(
     ]
     errors = {}
     for mode, backend, sources in steps:
-        result = _run(mode, backend, tmp_path, worker_env, sources)
+        result = _run(mode, backend, tmp_path, subprocess_env, sources)
         errors.update(result["errors"])
     # 3 sources x 2 targets x 3 models (one on a list of field embeddings).
     assert len(errors) == 18, errors

@@ -80,10 +80,10 @@ def _train(directory, seed, env):
 
 @pytest.mark.slow
 def test_two_processes_with_the_same_seed_train_to_identical_weights(
-    tmp_path, worker_env
+    tmp_path, subprocess_env
 ):
-    result_a, a = _train(tmp_path / "a", 11, worker_env)
-    result_b, b = _train(tmp_path / "b", 11, worker_env)
+    result_a, a = _train(tmp_path / "a", 11, subprocess_env)
+    result_b, b = _train(tmp_path / "b", 11, subprocess_env)
     for stage in ("initial", "final"):
         assert len(a[stage]) == len(b[stage]) > 0
         for x, y in zip(a[stage], b[stage]):

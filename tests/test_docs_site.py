@@ -15,7 +15,8 @@ the home, quickstart and API pages, the title, the navigation and the code
 blocks.
 
 The build does not depend on the backend, so these tests run once, in the
-tensorflow session of `make test` (or wherever KERAS_MASKNET_DOCS=1). Without
+tensorflow session of `make test` (in every session with
+KERAS_MASKNET_EVERY_SESSION=1). Without
 chromium the browser test is skipped, except in CI (CI=true), where it fails:
 `.ci/run` installs chromium and chromium-driver.
 """
@@ -37,15 +38,12 @@ import urllib.parse
 import pytest
 
 import keras_masknet
-from tests.helpers import BACKEND
 from tests.helpers import REPO
+from tests.helpers import in_one_session
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(
-        BACKEND != "tensorflow" and os.environ.get("KERAS_MASKNET_DOCS") != "1",
-        reason="builds the docs once: runs in the tensorflow session",
-    ),
+    in_one_session("tensorflow", "builds the docs site"),
 ]
 
 #: Pages whose title, navigation and code the browser checks (it opens

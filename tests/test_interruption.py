@@ -25,6 +25,9 @@ from tests.helpers import REPO
 from tests.helpers import to_numpy
 
 WORKER = "tests.interruption_worker"
+#: The in-process models train as one XLA program on JAX (eagerly, JAX
+#: compiles every operation), as Keras' default does; eagerly elsewhere.
+JIT = BACKEND == "jax"
 #: Kill after batch 3 of epoch 2 (0-based) of 4 epochs of 8 batches.
 KILL_EPOCH, KILL_BATCH = 2, 3
 
@@ -148,7 +151,7 @@ def _dropout_model():
         use_parallel=True,
     )
     model = keras.Model(inputs, keras.layers.Dense(1)(net(inputs)))
-    model.compile(keras.optimizers.Adam(1e-2), "mse", jit_compile=False)
+    model.compile(keras.optimizers.Adam(1e-2), "mse", jit_compile=JIT)
     return model
 
 
@@ -194,7 +197,7 @@ def _checkpoint_model():
         inputs, keras.layers.Dense(1, activation="sigmoid")(net(inputs))
     )
     model.compile(
-        keras.optimizers.Adam(1e-2), "binary_crossentropy", jit_compile=False
+        keras.optimizers.Adam(1e-2), "binary_crossentropy", jit_compile=JIT
     )
     return model
 

@@ -7,6 +7,7 @@ paper's, with every option; `assign_paper_params` copies its parameters in,
 so a width the layer computes differently fails there, on shape).
 """
 
+import json
 import math
 
 import keras
@@ -18,10 +19,15 @@ from keras_masknet.layers import MaskBlock
 from keras_masknet.reference import export_reference_weights
 from tests import numpy_paper as paper
 from tests import numpy_reference as npref
+from tests.helpers import assert_symbolic_width_9_is_refused
+from tests.helpers import assert_zero_width_is_refused
 from tests.helpers import assign_paper_params
+from tests.helpers import equal_kernel_pairs
+from tests.helpers import kernels_of
 from tests.helpers import paper_block
 from tests.helpers import randomize
 from tests.helpers import relative_error
+from tests.helpers import seeded_initializer
 from tests.helpers import to_numpy
 from tests.helpers import wrong_width_error
 from tests.testing import run_layer_test
@@ -516,3 +522,93 @@ def test_get_config_holds_every_option():
     assert config["mask_projection_dim"] == 2
     assert config["dropout_rate"] == 0.3
     assert MaskBlock.from_config(config).get_config() == config
+
+
+# ------------------------------------------ seeds, specs, widths, NumPy
+
+
+def test_a_seeded_initializer_gives_every_kernel_its_own():
+    block = MaskBlock(
+        8, aggregation_size=8, kernel_initializer=seeded_initializer()
+    )
+    block.build((None, 8))
+    kernels = kernels_of(block)
+    assert len(kernels) == 3
+    assert equal_kernel_pairs(kernels) == []
+
+
+def test_a_block_built_for_width_6_refuses_a_symbolic_width_9_at_once():
+    block = MaskBlock(4, aggregation_size=4)
+    block.build((None, 6))
+    assert_symbolic_width_9_is_refused(block)
+
+
+def test_a_symbolic_mask_input_of_another_width_is_refused_at_once():
+    block = MaskBlock(4, aggregation_size=4)
+    block.build((None, 6), (None, 5))
+    inputs, mask_input = keras.Input((6,)), keras.Input((7,))
+    with pytest.raises(ValueError) as error:
+        block(inputs, mask_input=mask_input)
+    message = str(error.value)
+    assert block.name in message and "last axis 5" in message
+    assert "mask_input.shape=(None, 7)" in message
+
+
+@pytest.mark.parametrize("argument", ["inputs", "mask_input"])
+def test_a_zero_width_input_is_refused_before_any_weight(argument):
+    def call(layer, zero, x):
+        if argument == "inputs":
+            return layer(zero)
+        return layer(x, mask_input=zero)
+
+    assert_zero_width_is_refused(
+        lambda: MaskBlock(4, aggregation_size=4), call, argument
+    )
+
+
+def test_numpy_scalars_are_accepted_where_python_ones_are():
+    block = MaskBlock(
+        np.int64(8),
+        reduction_factor=np.float32(0.5),
+        input_layer_norm=np.True_,
+        dropout_rate=np.float32(0.1),
+        use_hidden_bias=np.False_,
+        mask_projection_dim=np.int32(3),
+    )
+    assert tuple(block(np.ones((2, 10), "float32")).shape) == (2, 8)
+    assert block.aggregation_width == 5
+    # The config holds Python numbers: JSON-serializable.
+    config = block.get_config()
+    assert json.loads(json.dumps(config)) == config
+    assert type(config["output_size"]) is int and config["output_size"] == 8
+    assert config["dropout_rate"] == pytest.approx(0.1)
+    assert config["input_layer_norm"] is True
+
+
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        ({"output_size": True}, TypeError),
+        ({"output_size": np.True_}, TypeError),
+        ({"output_size": np.float32(8.0)}, TypeError),
+        ({"output_size": np.int64(-1)}, ValueError),
+        ({"reduction_factor": np.float64("nan")}, ValueError),
+        ({"input_layer_norm": np.int64(1)}, TypeError),
+    ],
+    ids=str,
+)
+def test_numpy_numbers_are_still_checked(kwargs, error):
+    args = {"output_size": 4, "aggregation_size": 4, **kwargs}
+    if "reduction_factor" in kwargs:
+        del args["aggregation_size"]
+    with pytest.raises(error, match=list(kwargs)[0]):
+        MaskBlock(**args)
+
+
+def test_output_activation_none_round_trips_as_none():
+    block = MaskBlock(4, aggregation_size=4)
+    assert block.get_config()["output_activation"] is None
+    again = MaskBlock.from_config(block.get_config())
+    assert again.get_config()["output_activation"] is None
+    relu = MaskBlock(4, aggregation_size=4, output_activation="relu")
+    assert relu.get_config()["output_activation"] == "relu"

@@ -8,6 +8,8 @@ parameters, which `assign_paper_params` copies into the layer: a width the
 layer computes differently fails there, on shape).
 """
 
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -18,13 +20,18 @@ from keras_masknet.reference import export_reference_weights
 from tests import numpy_paper as paper
 from tests import numpy_reference as npref
 from tests.helpers import BACKEND
+from tests.helpers import assert_symbolic_width_9_is_refused
+from tests.helpers import assert_zero_width_is_refused
 from tests.helpers import assign_paper_params
+from tests.helpers import equal_kernel_pairs
 from tests.helpers import field_inputs
+from tests.helpers import kernels_of
 from tests.helpers import paper_block
 from tests.helpers import random_fields
 from tests.helpers import randomize
 from tests.helpers import relative_error
 from tests.helpers import requires_keras
+from tests.helpers import seeded_initializer
 from tests.helpers import to_numpy
 from tests.helpers import wrong_width_error
 from tests.testing import run_layer_test
@@ -963,3 +970,115 @@ def test_a_config_saved_before_the_options_still_loads_as_the_reference():
     assert block.dropout_rate == 0.0
     assert block.mask_projection_dim is None
     assert block.output_activation is keras.activations.linear
+
+
+# ------------------------------------------ seeds, specs, widths, NumPy
+
+
+def _seeded_net(seed=42):
+    block = {
+        "output_size": 8,
+        "aggregation_size": 8,
+        "kernel_initializer": seeded_initializer(seed),
+    }
+    net = MaskNet(
+        [block] * 3,
+        mlp={
+            "layer_sizes": [8, 8],
+            "kernel_initializer": seeded_initializer(seed),
+        },
+        use_parallel=True,
+    )
+    net.build((None, 8))
+    return net
+
+
+def test_a_seeded_initializer_gives_every_kernel_its_own():
+    # Every kernel here is 8 x 8: with one seed copied to all of them, the
+    # three parallel blocks were identical and never diverged.
+    kernels = kernels_of(_seeded_net())
+    assert len(kernels) == 3 * 3 + 2
+    assert equal_kernel_pairs(kernels) == []
+
+
+def test_the_same_seed_and_config_give_the_same_weights_another_seed_not():
+    first, again = _seeded_net(42), _seeded_net(42)
+    other = _seeded_net(7)
+    for a, b, c in zip(first.weights, again.weights, other.weights):
+        np.testing.assert_array_equal(to_numpy(a), to_numpy(b))
+        if a.path.endswith("kernel"):
+            assert not np.array_equal(to_numpy(a), to_numpy(c)), a.path
+    # A layer rebuilt from its config draws the same weights too.
+    rebuilt = MaskNet.from_config(first.get_config())
+    rebuilt.build((None, 8))
+    for a, b in zip(first.weights, rebuilt.weights):
+        np.testing.assert_array_equal(to_numpy(a), to_numpy(b))
+
+
+def test_seeded_parallel_blocks_compute_different_outputs():
+    net = _seeded_net()
+    x = np.random.default_rng(0).normal(size=(4, 8)).astype("float32")
+    shared = to_numpy(net(x, return_shared_layer=True)["shared_layer"])
+    blocks = np.split(shared, 3, axis=1)
+    assert not np.allclose(blocks[0], blocks[1])
+    assert not np.allclose(blocks[1], blocks[2])
+
+
+def test_an_unseeded_initializer_still_draws_from_the_global_seed():
+    keras.utils.set_random_seed(3)
+    net = MaskNet([{"output_size": 4, "aggregation_size": 4}] * 2)
+    net.build((None, 4))
+    first = kernels_of(net)
+    keras.utils.set_random_seed(3)
+    again = MaskNet([{"output_size": 4, "aggregation_size": 4}] * 2)
+    again.build((None, 4))
+    assert len(first) == 6 and equal_kernel_pairs(first) == []
+    for kernel, same in zip(first.values(), kernels_of(again).values()):
+        np.testing.assert_array_equal(kernel, same)
+
+
+def test_a_net_built_for_width_6_refuses_a_symbolic_width_9_at_once():
+    net = MaskNet([{"output_size": 4, "aggregation_size": 4}])
+    net.build((None, 6))
+    assert_symbolic_width_9_is_refused(net)
+
+
+def test_a_net_built_for_fields_refuses_other_fields_symbolically():
+    net = MaskNet([{"output_size": 4, "aggregation_size": 4}])
+    net.build((None, 3, 4))
+    with pytest.raises(ValueError, match=r"\(batch, 3, 4\).*\(None, 3, 5\)"):
+        net(keras.Input((3, 5)))
+    listed = MaskNet([{"output_size": 4, "aggregation_size": 4}])
+    listed.build([(None, 2), (None, 3)])
+    with pytest.raises(ValueError, match="a list of 3 fields"):
+        listed([keras.Input((2,)), keras.Input((3,)), keras.Input((1,))])
+    with pytest.raises(ValueError, match=r"widths \[2, 3\].*widths \[2, 4\]"):
+        listed([keras.Input((2,)), keras.Input((4,))])
+
+
+def test_a_zero_width_input_is_refused_before_any_weight():
+    assert_zero_width_is_refused(
+        lambda: MaskNet([{"output_size": 4, "aggregation_size": 4}]),
+        lambda layer, zero, x: layer(zero),
+        "inputs",
+    )
+
+
+def test_numpy_numbers_are_accepted_where_python_ones_are():
+    net = MaskNet(
+        [{"output_size": np.int32(4), "aggregation_size": np.int64(4)}],
+        mlp={"layer_sizes": np.array([4, 2])},
+        use_parallel=np.True_,
+    )
+    assert tuple(net(np.ones((2, 10), "float32")).shape) == (2, 2)
+    config = net.get_config()
+    assert json.loads(json.dumps(config)) == config
+    assert config["use_parallel"] is True
+    assert config["mask_blocks"][0]["output_size"] == 4
+
+
+def test_masked_widths_before_build_needs_the_input_width():
+    net = MaskNet([{"output_size": 4, "aggregation_size": 4}] * 2)
+    with pytest.raises(ValueError, match="not built yet.*input_dim"):
+        net.masked_widths()
+    assert net.masked_widths(6) == [6, 4]

@@ -1,6 +1,8 @@
 """MLP head: the layer harness, validation, BatchNorm conventions, dropout,
 numerics against `tests/numpy_reference.py`."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -8,8 +10,14 @@ import keras_masknet
 from keras_masknet.layers import MLP
 from keras_masknet.reference import export_reference_weights
 from tests import numpy_reference as npref
+from tests.helpers import BACKEND
+from tests.helpers import assert_symbolic_width_9_is_refused
+from tests.helpers import assert_zero_width_is_refused
+from tests.helpers import equal_kernel_pairs
+from tests.helpers import kernels_of
 from tests.helpers import randomize
 from tests.helpers import relative_error
+from tests.helpers import seeded_initializer
 from tests.helpers import to_numpy
 from tests.helpers import wrong_width_error
 from tests.testing import run_layer_test
@@ -205,3 +213,76 @@ def test_final_layer_activation_is_a_relu_on_the_last_layer():
         to_numpy(with_relu(x)), np.maximum(to_numpy(without(x)), 0)
     )
     assert (to_numpy(without(x)) < 0).any()
+
+
+# ----------------------------- seeds, specs, widths, NumPy, empty batches
+
+
+def test_a_seeded_initializer_gives_every_kernel_its_own():
+    mlp = MLP([8, 8, 8], kernel_initializer=seeded_initializer())
+    mlp.build((None, 8))
+    kernels = kernels_of(mlp)
+    assert len(kernels) == 3
+    assert equal_kernel_pairs(kernels) == []
+
+
+def test_an_mlp_built_for_width_6_refuses_a_symbolic_width_9_at_once():
+    mlp = MLP([4])
+    mlp.build((None, 6))
+    assert_symbolic_width_9_is_refused(mlp)
+
+
+def test_a_zero_width_input_is_refused_before_any_weight():
+    assert_zero_width_is_refused(
+        lambda: MLP([4]), lambda layer, zero, x: layer(zero), "inputs"
+    )
+
+
+def test_numpy_scalars_and_arrays_are_accepted_where_python_ones_are():
+    mlp = MLP(
+        np.array([8, 4]),
+        batch_norm={"affine": np.True_, "momentum": np.float64(0.1)},
+        dropout={"rate": np.float32(0.2)},
+        final_layer_activation=np.bool_(True),
+    )
+    assert tuple(mlp(np.ones((2, 10), "float32")).shape) == (2, 4)
+    config = mlp.get_config()
+    assert json.loads(json.dumps(config)) == config
+    assert config["layer_sizes"] == [8, 4]
+    assert config["batch_norm"]["affine"] is True
+
+
+def test_an_empty_training_batch_leaves_batch_norm_statistics_as_they_are():
+    mlp = MLP([4, 2], batch_norm={"momentum": 0.1})
+    rng = np.random.default_rng(0)
+    mlp(rng.normal(size=(8, 5)).astype("float32"), training=True)
+    before = [to_numpy(w) for w in mlp.non_trainable_weights]
+    out = mlp(np.zeros((0, 5), "float32"), training=True)
+    assert tuple(out.shape) == (0, 2)
+    after = [to_numpy(w) for w in mlp.non_trainable_weights]
+    for a, b in zip(before, after):
+        np.testing.assert_array_equal(a, b)
+    # ... and the next batch updates them as usual.
+    mlp(rng.normal(size=(8, 5)).astype("float32"), training=True)
+    assert not np.array_equal(to_numpy(mlp.non_trainable_weights[0]), after[0])
+    assert all(np.isfinite(to_numpy(w)).all() for w in mlp.weights)
+
+
+@pytest.mark.skipif(
+    BACKEND != "tensorflow",
+    reason="only a TensorFlow graph has a batch size unknown until run",
+)
+def test_an_empty_batch_in_a_graph_with_an_unknown_batch_size():
+    import tensorflow as tf
+
+    mlp = MLP([4, 2], batch_norm={"momentum": 0.1})
+    mlp.build((None, 5))
+    step = tf.function(
+        lambda x: mlp(x, training=True),
+        input_signature=[tf.TensorSpec((None, 5), "float32")],
+    )
+    step(np.random.default_rng(0).normal(size=(8, 5)).astype("float32"))
+    before = [w.numpy() for w in mlp.non_trainable_weights]
+    step(np.zeros((0, 5), "float32"))
+    for a, w in zip(before, mlp.non_trainable_weights):
+        np.testing.assert_array_equal(a, w.numpy())

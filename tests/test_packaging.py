@@ -36,6 +36,7 @@ import tomllib
 import keras_masknet
 from tests.helpers import BACKEND
 from tests.helpers import REPO
+from tests.helpers import in_one_session
 from tests.helpers import to_numpy
 from tests.testing import assert_registered
 
@@ -163,7 +164,9 @@ def test_keras_floor_is_the_oldest_keras_that_make_test_runs():
     assert _version_tuple(current) >= _version_tuple(oldest["keras"])
 
 
-@pytest.mark.parametrize("name", ["torch", "pytest", "hypothesis"])
+@pytest.mark.parametrize(
+    "name", ["torch", "pytest", "pytest-xdist", "hypothesis"]
+)
 def test_oldest_keras_venv_pins_the_same_test_tools(name):
     # torch: an unpinned one would resolve to a multi-GB CUDA build.
     oldest = _pins(REPO / "requirements-oldest.txt")
@@ -171,6 +174,11 @@ def test_oldest_keras_venv_pins_the_same_test_tools(name):
 
 
 # --------------------------------------------------------- sdist and wheel
+
+
+#: The wheel and sdist do not depend on the backend: built, checked and
+#: installed (with keras and torch) once.
+BUILDS_THE_WHEEL = in_one_session("torch", "builds and installs the wheel")
 
 
 @pytest.fixture(scope="session")
@@ -215,11 +223,13 @@ def _source_files() -> set[str]:
 
 
 @pytest.mark.slow
+@BUILDS_THE_WHEEL
 def test_wheel_is_named_after_the_version_and_pure_python(wheel):
     assert wheel.name == f"keras_masknet-{VERSION}-py3-none-any.whl"
 
 
 @pytest.mark.slow
+@BUILDS_THE_WHEEL
 def test_wheel_holds_the_package_and_nothing_else(wheel):
     with zipfile.ZipFile(wheel) as z:
         names = set(z.namelist())
@@ -234,6 +244,7 @@ def test_wheel_holds_the_package_and_nothing_else(wheel):
 
 
 @pytest.mark.slow
+@BUILDS_THE_WHEEL
 def test_wheel_metadata(metadata):
     assert metadata["Name"] == "keras-masknet"
     assert metadata["Version"] == VERSION
@@ -248,6 +259,7 @@ def test_wheel_metadata(metadata):
 
 
 @pytest.mark.slow
+@BUILDS_THE_WHEEL
 def test_long_description_is_the_markdown_readme(metadata):
     assert metadata["Description-Content-Type"].startswith("text/markdown")
     readme = (REPO / "README.md").read_text()
@@ -255,6 +267,7 @@ def test_long_description_is_the_markdown_readme(metadata):
 
 
 @pytest.mark.slow
+@BUILDS_THE_WHEEL
 def test_keras_is_the_only_required_dependency(metadata):
     requires = metadata.get_all("Requires-Dist")
     required = [r for r in requires if "extra ==" not in r]
@@ -262,6 +275,7 @@ def test_keras_is_the_only_required_dependency(metadata):
 
 
 @pytest.mark.slow
+@BUILDS_THE_WHEEL
 def test_sdist_holds_the_sources_license_and_changelog(sdist):
     with tarfile.open(sdist) as tar:
         names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
@@ -272,6 +286,7 @@ def test_sdist_holds_the_sources_license_and_changelog(sdist):
 
 
 @pytest.mark.slow
+@BUILDS_THE_WHEEL
 def test_twine_check_passes(wheel, sdist):
     proc = _run(
         [sys.executable, "-m", "twine", "check", "--strict", wheel, sdist],
@@ -326,6 +341,7 @@ def _installed(python: Path) -> set[tuple[str, str]]:
 
 
 @pytest.mark.slow
+@BUILDS_THE_WHEEL
 def test_wheel_installs_and_runs_the_quickstart_with_only_keras_and_backend(
     wheel, tmp_path
 ):

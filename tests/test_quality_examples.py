@@ -1,8 +1,11 @@
 """The model-quality, mask-analysis and keras-rs examples, run small.
 
-Each script runs in a subprocess on the current backend with settings that
-take seconds (a few thousand samples, a few epochs, one seed, narrow
-models); the tests check the values they write, not only that they ran.
+Each script runs in a subprocess with settings that take seconds (a few
+thousand samples, a few epochs, one seed, narrow models); the tests check
+the values they write, not only that they ran. The scripts compare models
+and read masks; what they compute on each backend is the layers' business,
+tested on every backend by the layer and parity tests. They run once, in
+the torch session of `make test`, where they run fastest.
 The full runs behind the docs pages (docs/guide/quality.md,
 docs/guide/masks.md) take minutes and are not run here.
 """
@@ -17,9 +20,12 @@ import pytest
 
 from tests.helpers import BACKEND
 from tests.helpers import REPO
+from tests.helpers import in_one_session
 
 pytest.importorskip("keras_rs", reason="keras-rs needs Python 3.11+")
 pytest.importorskip("matplotlib")
+
+pytestmark = in_one_session("torch", "compares models, not backends")
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MODELS = ["para_ref", "para_paper", "ser_ref", "ser_paper", "dnn", "dcn_v2"]
