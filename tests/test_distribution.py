@@ -22,8 +22,8 @@ import pytest
 
 import keras_masknet
 from keras_masknet.distribution import mask_net_layout_map
-from tests.helpers import BACKEND
 from tests.helpers import REPO
+from tests.helpers import in_one_session
 
 #: Loss curves of a distributed and a one-device run, same weights and
 #: batches: equal but for the order of float32 sums (about 1e-7 here).
@@ -160,11 +160,7 @@ def _run(command, backend, extra_env=None, timeout=600):
 
 
 def _only_in(backend):
-    return pytest.mark.skipif(
-        BACKEND != backend,
-        reason=f"spawns its own {backend} processes: runs in the "
-        f"{backend} session",
-    )
+    return in_one_session(backend, f"spawns its own {backend} processes")
 
 
 @pytest.fixture(scope="module")
