@@ -75,7 +75,11 @@ def run_keras(backend: str, args: argparse.Namespace) -> None:
         backbone = keras_masknet.MaskNet(**SPEC["config"])
         head = keras.layers.Dense(1, activation="sigmoid", dtype="float32")
         model = keras.Model(inputs, head(backbone(inputs)))
-        model.compile(keras.optimizers.Adam(1e-4), "binary_crossentropy")
+        model.compile(
+            keras.optimizers.Adam(1e-4),
+            "binary_crossentropy",
+            jit_compile=True if args.jit_compile else "auto",
+        )
         keras.config.set_dtype_policy("float32")
         times: list[float] = []
 
@@ -111,7 +115,8 @@ def run_keras(backend: str, args: argparse.Namespace) -> None:
         print(f"# {precision}: variables on {sorted(kinds)}", flush=True)
         if on_gpu:
             assert kinds == {"gpu" if backend == "jax" else "cuda"}, kinds
-        report(f"keras-{backend}", precision, times[1:], len(x))
+        name = f"keras-{backend}" + ("-jit" if args.jit_compile else "")
+        report(name, precision, times[1:], len(x))
 
 
 def run_reference(args: argparse.Namespace) -> None:
@@ -161,6 +166,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10, help="per epoch")
     parser.add_argument("--repeats", type=int, default=5, help="epochs")
     parser.add_argument("--only", choices=["jax", "torch", "reference"])
+    parser.add_argument(
+        "--jit-compile",
+        action="store_true",
+        help="compile(jit_compile=True): torch.compile on torch",
+    )
     args = parser.parse_args()
     if args.only == "reference":
         return run_reference(args)

@@ -821,6 +821,7 @@ that target 1 counts, in turns with the reference.
   paired ratios above lead. The chart below shows these noisier ratios,
   float32 only."""
     serving_link = "../serving.md" if is_paired else "serving.md"
+    gpu_link = "../gpu.md" if is_paired else "gpu.md"
     chart_md = ""
     if not is_paired:
         chart_md = (
@@ -885,15 +886,16 @@ that target 1 counts, in turns with the reference.
 ## Serving latency
 
 Each backend's recommended serving path (docs/guide/performance.md), Keras'
-eager PyTorch path and the reference, at batch 1 and 32, each in a process
-of its own: [Serving latency]({serving_link}) (`make bench-serving`;
+eager PyTorch path and the reference, at batch 1 and 32 (the PyTorch
+paths side by side with the reference in one process, JAX and TensorFlow
+in their own): [Serving latency]({serving_link}) (`make bench-serving`;
 `make bench` runs it after the training table).
 
 ## GPU
 
-The GPU figures are missing: no GPU was available when this was run.
-`benchmarks/gpu_check.sh` is the prepared script that measures them on one
-NVIDIA H100 or H200 (JAX and PyTorch backends).
+`benchmarks/gpu_check.sh` measures training on one NVIDIA H100 or H200
+(JAX and PyTorch backends, and the reference); `make bench` does not run
+it. Its figures, from one NVIDIA H200: [GPU]({gpu_link}).
 """
 
 

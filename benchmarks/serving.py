@@ -5,12 +5,18 @@
 
 The model is `paper-parallel` of benchmarks/workloads.py (inputs 390 wide,
 3 parallel MaskBlocks of 400 with r = 2, an MLP of 3 x 400, a sigmoid
-head). Each path runs in a process of its own (two frameworks in one
-process slow each other down), one after the other, in `--rounds` rounds;
-each process times `--calls` calls at batch 1 and at batch 32 after a
-warm-up and reports the median (p50). The table gives the median over the
-rounds of those p50s, their range, and the ratio to the reference of the
-same round (> 1: faster than the reference).
+head). On a machine with a CUDA GPU, the PyTorch paths (the reference's too)
+and JAX run on the GPU (inputs copied in, outputs copied out on each
+call). Each backend's paths run in a process of their own (two frameworks
+in one process slow each other down): the PyTorch paths with the
+reference, then JAX's, then TensorFlow's, in `--rounds` rounds. Inside a
+process the paths take their calls in turns of 10 calls, so that the
+machine's drift hits them alike; each path's `--calls` calls at batch 1
+and at batch 32, after a warm-up, give its median (p50). The table gives
+the median over the rounds of those p50s, their range, and the ratio to
+the reference of the same round (> 1: faster than the reference): for the
+PyTorch paths measured side by side in one process, for JAX and
+TensorFlow one process after the other.
 
 Paths (the `recommended` ones are what docs/guide/performance.md says to
 serve with on each backend):
@@ -19,10 +25,16 @@ serve with on each backend):
   eager PyTorch under `torch.inference_mode()`;
 - `torch-eager`: the Keras model called eagerly under
   `torch.inference_mode()`: what a PyTorch user gets without reading;
-- `torch-export` (recommended on PyTorch): `model.export(path,
-  format="torch")` with a dynamic batch, loaded with `torch.export.load`
-  and called as `program.module()`: an ExportedProgram of ATen ops, the
-  standard PyTorch artifact for serving, with no Keras at serving time;
+- `torch-export`: `model.export(path, format="torch")` with a dynamic
+  batch, loaded with `torch.export.load` and called as `program.module()`:
+  an ExportedProgram of ATen ops, run op by op by PyTorch's eager
+  interpreter, with no Keras at serving time;
+- `torch-aoti` (recommended on PyTorch): that ExportedProgram, traced at
+  batch 32, compiled ahead of time by AOTInductor with frozen weights and
+  tuned kernels (`torch._inductor.aoti_compile_and_package(program,
+  inductor_configs={"freezing": True, "max_autotune": True})`), loaded
+  with `torch._inductor.aoti_load_package`: PyTorch's own path from
+  `torch.export` to a compiled inference artifact;
 - `jax-jit` (recommended on JAX): `jax.jit` of `model.stateless_call`;
 - `tensorflow` and `tensorflow-xla` (recommended on TensorFlow: the faster
   of the two): `tf.function` of the model, without and with XLA.
@@ -55,7 +67,8 @@ BATCHES = (1, 32)
 PATHS = {
     "reference": ("torch", False),
     "torch-eager": ("torch", False),
-    "torch-export": ("torch", True),
+    "torch-export": ("torch", False),
+    "torch-aoti": ("torch", True),
     "jax-jit": ("jax", True),
     "tensorflow": ("tensorflow", True),
     "tensorflow-xla": ("tensorflow", True),
@@ -64,6 +77,11 @@ PATHS = {
 #: least as fast as the reference at both batches; Keras' eager torch path
 #: within 2x of the reference at batch 32.
 EAGER_TORCH_LIMIT = 2.0
+#: The batch that the exported program is traced at, and AOTInductor
+#: tunes for (`torch-aoti`).
+AOTI_BATCH = 32
+#: Calls a path makes in a row before the next path's turn (`measure`).
+TURN = 10
 
 
 # --- one path, in its own process -------------------------------------------
@@ -95,51 +113,79 @@ def _reference_fn() -> Any:
     from tests.reference_torch import TorchMaskNet
 
     spec = WORKLOADS[WORKLOAD]
+    device = _torch_device()
     torch.manual_seed(0)
     backbone = TorchMaskNet(spec["config"], spec["input_dim"])
     width = backbone(torch.zeros(1, spec["input_dim"]))["output"].shape[-1]
     head = nn.Linear(width, 1)
-    backbone.eval()
+    backbone.eval().to(device)
+    head.to(device)
 
     def fn(x: np.ndarray) -> Any:
-        xt = torch.from_numpy(x)
-
         def call() -> np.ndarray:
             with torch.inference_mode():
+                xt = torch.from_numpy(x).to(device)
                 out = torch.sigmoid(head(backbone(xt)["output"]))
-                return out.numpy()
+                return out.cpu().numpy()
 
         return call
 
     return fn
 
 
-def _torch_fn(model: Any, export: bool) -> Any:
+def _torch_device() -> str:
     import torch
 
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _torch_fn(model: Any, mode: str) -> Any:
+    """`mode`: "eager" (the Keras model), "export" (its ExportedProgram's
+    module) or "aoti" (that program compiled by AOTInductor)."""
+    import keras
+    import torch
+
+    device = _torch_device()
     call_model = model
-    if export:
-        path = os.path.join(tempfile.mkdtemp(), "model.pt2")
+    if mode != "eager":
+        folder = tempfile.mkdtemp()
+        path = os.path.join(folder, "model.pt2")
         batch = torch.export.Dim("batch", min=1, max=4096)
+        width = WORKLOADS[WORKLOAD]["input_dim"]
+        # Traced at batch 32: AOTInductor tunes its kernels for the
+        # example's shapes (the batch stays dynamic).
+        signature = [keras.InputSpec(shape=(AOTI_BATCH, width))]
         model.export(
-            path, format="torch", verbose=False, dynamic_shapes={0: batch}
+            path,
+            format="torch",
+            verbose=False,
+            input_signature=signature,
+            dynamic_shapes={0: batch},
         )
-        call_model = torch.export.load(path).module()
+        program = torch.export.load(path)
+        call_model = program.module()
+        if mode == "aoti":
+            package = torch._inductor.aoti_compile_and_package(
+                program,
+                package_path=os.path.join(folder, "model_aoti.pt2"),
+                inductor_configs={"freezing": True, "max_autotune": True},
+            )
+            call_model = torch._inductor.aoti_load_package(package)
 
     def fn(x: np.ndarray) -> Any:
-        xt = torch.from_numpy(x)
-        want = None
-        if export:  # the program computes what the model computes
+        if mode != "eager":  # the program computes what the model computes
             with torch.inference_mode():
-                got = call_model(xt).numpy()
-                want = model(xt, training=False).numpy()
-            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+                xt = torch.from_numpy(x).to(device)
+                got = call_model(xt).cpu().numpy()
+                want = model(xt, training=False).cpu().numpy()
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
         def call() -> np.ndarray:
             with torch.inference_mode():
-                if export:
-                    return call_model(xt).numpy()
-                return call_model(xt, training=False).numpy()
+                xt = torch.from_numpy(x).to(device)
+                if mode == "eager":
+                    return call_model(xt, training=False).cpu().numpy()
+                return call_model(xt).cpu().numpy()
 
         return call
 
@@ -178,50 +224,71 @@ def _tensorflow_fn(model: Any, xla: bool) -> Any:
     return fn
 
 
-def measure(path: str, calls: int, warmup: int) -> dict[str, float]:
-    """p50 milliseconds per batch size for one path (this process)."""
+def _path_fn(path: str) -> Any:
     backend = PATHS[path][0]
+    if path == "reference":
+        return _reference_fn()
+    model = _keras_model()
     if backend == "torch":
+        return _torch_fn(model, path.split("-")[1])
+    if backend == "jax":
+        return _jax_fn(model)
+    return _tensorflow_fn(model, xla=path == "tensorflow-xla")
+
+
+def measure(paths: list[str], calls: int, warmup: int) -> dict[str, Any]:
+    """p50 milliseconds per batch size for paths of one backend, in this
+    process, their calls taken in turns of `TURN` calls (a server calls one
+    model again and again: its weights stay in the caches), so that a
+    change in the machine's speed hits them all alike. A path that fails
+    to build gets its error message instead."""
+    if PATHS[paths[0]][0] == "torch":
         import torch
 
         torch.set_num_threads(os.cpu_count() or 1)
-    if path == "reference":
-        fn = _reference_fn()
-    else:
-        model = _keras_model()
-        if backend == "torch":
-            fn = _torch_fn(model, export=path == "torch-export")
-        elif backend == "jax":
-            fn = _jax_fn(model)
-        else:
-            fn = _tensorflow_fn(model, xla=path == "tensorflow-xla")
-    out = {}
+        if torch.cuda.is_available():  # the GPU's name, for the log
+            print("# device: " + torch.cuda.get_device_name(0), flush=True)
+    fns: dict[str, Any] = {}
+    out: dict[str, Any] = {}
+    for path in paths:
+        try:
+            fns[path] = _path_fn(path)
+            out[path] = {}
+        except Exception as error:  # noqa: BLE001 - reported, not hidden
+            message = f"{type(error).__name__}: {error}".splitlines()[0]
+            out[path] = f"failed: {message[:300]}"
     for batch in BATCHES:
-        call = fn(_inputs(batch))
+        x = _inputs(batch)
+        call = {path: fn(x) for path, fn in fns.items()}
+        times: dict[str, list[float]] = {path: [] for path in call}
         for _ in range(warmup):
-            call()
-        times = []
-        for _ in range(calls):
-            start = time.perf_counter()
-            call()
-            times.append(time.perf_counter() - start)
-        out[str(batch)] = 1e3 * statistics.median(times)
+            for path in call:
+                call[path]()
+        for first in range(0, calls, TURN):
+            for path in call:
+                for _ in range(min(TURN, calls - first)):
+                    start = time.perf_counter()
+                    call[path]()
+                    times[path].append(time.perf_counter() - start)
+        for path in call:
+            out[path][str(batch)] = 1e3 * statistics.median(times[path])
     return out
 
 
 # --- the driver -------------------------------------------------------------
 
 
-def run_path(path: str, calls: int, warmup: int) -> dict[str, float] | str:
+def run_group(paths: list[str], calls: int, warmup: int) -> dict[str, Any]:
+    """`measure` in a process of its own (one backend's paths)."""
     env = dict(os.environ)
-    env["KERAS_BACKEND"] = PATHS[path][0]
+    env["KERAS_BACKEND"] = PATHS[paths[0]][0]
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
     cmd = [
         sys.executable,
         os.path.abspath(__file__),
         "--worker",
-        path,
+        ",".join(paths),
         "--calls",
         str(calls),
         "--warmup",
@@ -230,8 +297,15 @@ def run_path(path: str, calls: int, warmup: int) -> dict[str, float] | str:
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
-        return f"failed: {proc.stderr.strip().splitlines()[-1:]}"
-    result: dict[str, float] = json.loads(lines[-1])
+        # The exception's own line, not the warnings printed after it.
+        errors = [
+            ln.strip()
+            for ln in proc.stderr.splitlines()
+            if ln[:1].isalpha() and ("Error" in ln or "Exception" in ln)
+        ]
+        last = errors[-1:] or proc.stderr.strip().splitlines()[-1:]
+        return {path: f"failed: {last}" for path in paths}
+    result: dict[str, Any] = json.loads(lines[-1])
     return result
 
 
@@ -315,9 +389,10 @@ def markdown(doc: dict[str, Any]) -> str:
     table, machine = doc["table"], doc["machine"]
     lines = [
         f"Serving latency, `{WORKLOAD}`, p50 of {doc['calls']} calls per "
-        f"process, median of {doc['rounds']} rounds (each path in its own "
-        f"process); machine: {machine['cpu']}, {machine['cores']} cores, "
-        f"bfloat16 units: {machine['bf16_units']}; {doc['date']}.",
+        f"path, median of {doc['rounds']} rounds (a process per backend "
+        f"and round); machine: {machine['cpu']}, {machine['cores']} cores, "
+        f"bfloat16 units: {machine['bf16_units']}; GPU: "
+        f"{machine.get('gpu', 'none')}; {doc['date']}.",
         "",
         f"Load average (1 min) at start / end: {doc['load'][0]:.1f} / "
         f"{doc['load'][1]:.1f}. Above the core count, other work shared the "
@@ -358,7 +433,10 @@ reference (eager PyTorch, `tests/reference_torch.py`), on the
 r = 2, an MLP of 3 x 400 and a sigmoid head. Rerun with `make
 bench-serving` (`python benchmarks/serving.py --help`). `x ref` is the
 reference's p50 over the path's, per round, then the median over rounds:
-above 1 is faster than the reference.
+above 1 is faster than the reference. The PyTorch paths and the reference
+share one process per round and take their calls in turns of 10, so
+their ratios are side by side; JAX and TensorFlow each run in a process
+of their own.
 
 {table_text}"""
 
@@ -373,10 +451,18 @@ def machine() -> dict[str, Any]:
                     break
     except OSError:
         pass
+    gpu = "none"
+    try:  # the GPU that the PyTorch and JAX paths then run on
+        query = ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"]
+        names = subprocess.run(query, capture_output=True, text=True)
+        gpu = names.stdout.strip().splitlines()[0] or gpu
+    except (OSError, IndexError):
+        pass
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
         "bf16_units": "yes" if has_bf16_units(cpu_flags()) else "none",
+        "gpu": gpu,
     }
 
 
@@ -395,7 +481,8 @@ def main() -> None:
                 f"--{name} must be >= 1. Received: {getattr(args, name)}"
             )
     if args.worker:
-        print(json.dumps(measure(args.worker, args.calls, args.warmup)))
+        worker_paths = args.worker.split(",")
+        print(json.dumps(measure(worker_paths, args.calls, args.warmup)))
         return
     paths = args.paths.split(",")
     unknown = [p for p in paths if p not in PATHS]
@@ -408,9 +495,12 @@ def main() -> None:
     rounds = []
     for i in range(args.rounds):
         result: dict[str, Any] = {p: "not run" for p in PATHS}
-        for path in paths:
-            result[path] = run_path(path, args.calls, args.warmup)
-            print(f"round {i + 1} {path}: {result[path]}", flush=True)
+        for backend in ("torch", "jax", "tensorflow"):
+            group = [p for p in paths if PATHS[p][0] == backend]
+            if group:
+                result.update(run_group(group, args.calls, args.warmup))
+                for path in group:
+                    print(f"round {i + 1} {path}: {result[path]}", flush=True)
         rounds.append(result)
     doc = {
         "workload": WORKLOAD,
