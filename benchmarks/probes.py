@@ -4,6 +4,7 @@
     python benchmarks/probes.py gemm-layouts --framework tensorflow
     KERAS_BACKEND=tensorflow python benchmarks/probes.py optimizer
     python benchmarks/probes.py bf16-gemm --framework jax
+    python benchmarks/probes.py adam --workload recap
 
 `tf-data`: TensorFlow, paper-parallel, 20 epochs of 8 steps on NumPy arrays
 (or on a `tf.data.Dataset` with autotuning off): how many epochs start late.
@@ -20,6 +21,8 @@ float32, in GFLOP/s: PyTorch in Keras' kernel layout (`x @ w`, w of shape
 with XLA:CPU's default and with its oneDNN flags (each in a process of its
 own: `XLA_FLAGS` is read when JAX starts); TensorFlow. On a CPU with
 `avx512_bf16`/`amx_bf16` this shows which backend's bfloat16 dot uses them.
+`adam`: one Adam update of a workload's weights, Keras' Adam on the torch
+backend against `torch.optim.Adam` (for-loop, foreach, fused).
 """
 
 import argparse
@@ -263,10 +266,52 @@ def optimizer(workload: str, rounds: int) -> None:
     )
 
 
+def adam_step(workload: str, repeats: int) -> None:
+    """One Adam update of a workload's dense kernels and biases: Keras'
+    Adam on the torch backend (`optimizer.apply`) against
+    `torch.optim.Adam` in its three implementations, on the same shapes
+    and gradients. The minimal reproducer for the optimizer's share of
+    `probes.py optimizer` (Keras' torch Adam runs its `torch._foreach_*`
+    ops out of place: full-size temporaries, one pass over memory each)."""
+    os.environ["KERAS_BACKEND"] = "torch"
+    import keras
+    import torch
+
+    spec = WORKLOADS[workload]
+    shapes = []
+    for i, o in dense_shapes(spec["input_dim"], spec["config"]):
+        shapes += [(i, o), (o,)]
+    rng = np.random.default_rng(0)
+    values = [rng.normal(size=s).astype("float32") for s in shapes]
+    grads = [
+        torch.from_numpy(1e-3 * rng.normal(size=s).astype("float32"))
+        for s in shapes
+    ]
+    count = sum(v.size for v in values)
+    print(f"{workload}: {len(shapes)} variables, {count / 1e6:.1f} M weights")
+    variables = [keras.Variable(v) for v in values]
+    adam = keras.optimizers.Adam(1e-4)
+    adam.build(variables)
+    keras_ms = median_ms(lambda: adam.apply(grads, variables), repeats)
+    print(f"keras.optimizers.Adam (torch backend): {keras_ms:9.1f} ms")
+    for kind in ("for-loop", "foreach", "fused"):
+        params = [torch.nn.Parameter(torch.from_numpy(v)) for v in values]
+        for param, grad in zip(params, grads):
+            param.grad = grad
+        kwargs = {"foreach": kind == "foreach", "fused": kind == "fused"}
+        opt = torch.optim.Adam(params, lr=1e-4, **kwargs)
+        ms = median_ms(opt.step, repeats)
+        print(
+            f"torch.optim.Adam ({kind}): {ms:9.1f} ms "
+            f"(Keras' {keras_ms / ms:.1f}x as long)"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
-        "probe", choices=["tf-data", "gemm-layouts", "optimizer", "bf16-gemm"]
+        "probe",
+        choices=["tf-data", "gemm-layouts", "optimizer", "bf16-gemm", "adam"],
     )
     parser.add_argument("--autotune", choices=["on", "off"], default="on")
     parser.add_argument(
@@ -285,6 +330,8 @@ def main() -> None:
         gemm_layouts(args.framework, args.workload, args.repeats)
     elif args.probe == "bf16-gemm":
         bf16_gemm(args.framework, args.workload, args.repeats)
+    elif args.probe == "adam":
+        adam_step(args.workload, args.repeats)
     else:
         optimizer(args.workload, args.repeats)
 
