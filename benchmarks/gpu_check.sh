@@ -14,6 +14,7 @@
 #          benchmarks/gpu_check.sh prepare
 #   2. There, from a copy of the repository root that holds .whl/:
 #          benchmarks/gpu_check.sh            # or: ... run [--steps N]
+#      (`--jit-compile` compiles the Keras step: torch.compile on torch.)
 #      It installs the wheels with pip --no-index --target /tmp/site, puts
 #      /tmp/site on PYTHONPATH and runs benchmarks/gpu_check.py. Copy its
 #      output, with the card's name it prints, into docs/benchmarks/.
