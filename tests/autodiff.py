@@ -67,9 +67,11 @@ def outputs_and_gradients(layer, args, training=True, **options):
     elif BACKEND == "jax":
         import jax
 
-        non_trainable = [v.value for v in layer.non_trainable_variables]
-
-        def fn(trainable, xs):
+        # Compiled as one function: eagerly, JAX compiles each operation of
+        # the forward and backward passes for its shapes, one by one (several
+        # times slower on the tests' tiny shapes). The layer's own eager call
+        # is tested elsewhere; here the gradients are what is checked.
+        def fn(trainable, non_trainable, xs):
             y, _ = layer.stateless_call(
                 trainable,
                 non_trainable,
@@ -79,9 +81,13 @@ def outputs_and_gradients(layer, args, training=True, **options):
             )
             return _loss(y, weights), y
 
-        (_, y), (g_w, g_x) = jax.value_and_grad(
-            fn, argnums=(0, 1), has_aux=True
-        )([v.value for v in variables], [jax.numpy.asarray(x) for x in flat])
+        (_, y), (g_w, g_x) = jax.jit(
+            jax.value_and_grad(fn, argnums=(0, 2), has_aux=True)
+        )(
+            [v.value for v in variables],
+            [v.value for v in layer.non_trainable_variables],
+            [jax.numpy.asarray(x) for x in flat],
+        )
         grads = list(g_w) + list(g_x)
     elif BACKEND == "torch":
         import torch

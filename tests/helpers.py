@@ -224,3 +224,70 @@ def assert_symbolic_width_9_is_refused(layer):
     assert re.search(rf"layer ['\"]{layer.name}['\"]", message), message
     assert "to have value 6" in message or "last axis 6" in message
     assert "(none, 9)" in message
+
+
+# ------------------------------------------- examples/, in one subprocess
+
+#: Runs `main(argv)` of each (script, argv) of the JSON list given as the
+#: argument, one after the other in this process, as `python script argv`
+#: would, each run's output after a `=== run I` line and followed by a
+#: `=== exit I STATUS` line. An
+#: exception is printed, counts as status 1, and the next run goes on.
+_RUN_MAINS = """
+import json, os, runpy, sys, traceback
+for i, (script, argv) in enumerate(json.loads(sys.argv[1])):
+    print(f"=== run {i}", flush=True)
+    # As `python SCRIPT ARGV...` has them: the script's folder first on the
+    # path (mask_analysis.py imports model_quality.py beside it), its argv.
+    sys.path.insert(0, os.path.dirname(script))
+    sys.argv = [script, *argv]
+    try:
+        status = runpy.run_path(script, run_name="example")["main"](argv)
+    except SystemExit as exit:
+        status = exit.code if isinstance(exit.code, (int, type(None))) else 1
+    except Exception:
+        traceback.print_exc(file=sys.stdout)
+        status = 1
+    print(f"\\n=== exit {i} {status or 0}", flush=True)
+"""
+_RUN_OUTPUT = re.compile(
+    r"^=== run (\d+)\n(.*?)^=== exit \1 (\S+)$", re.M | re.S
+)
+
+
+def run_examples(runs, cwd, env, timeout):
+    """Runs the examples `runs`, a dict name -> (path of a script in
+    examples/, argv), in one child process: each as `main(argv)`, after the
+    other, so that keras, the backend and what the scripts import (5 to 10
+    s each time on 2 cores) are imported once. Returns name -> (exit status,
+    output), and the child's stderr (its end). A failed run does not stop
+    the next."""
+    import json
+    import subprocess
+    import sys
+
+    names = list(runs)
+    result = subprocess.run(
+        [sys.executable, "-c", _RUN_MAINS]
+        + [json.dumps([[str(runs[n][0]), runs[n][1]] for n in names])],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    stderr = result.stderr[-5000:]
+    log = f"stdout:\n{result.stdout}\nstderr:\n{stderr}"
+    assert result.returncode == 0, log
+    found = {
+        names[int(i)]: (int(status), out)
+        for i, out, status in _RUN_OUTPUT.findall(result.stdout)
+    }
+    assert list(found) == names, log
+    return found, stderr
+
+
+def selected_tests(request):
+    """The selected tests (items) of the module of a module-scoped fixture's
+    `request`."""
+    return [item for item in request.session.items if item.path == request.path]

@@ -52,17 +52,10 @@ def test_the_same_seed_builds_the_same_weights():
     assert any(not np.array_equal(a, b) for a, b in zip(first, other))
 
 
-def _train(directory, seed, env):
+def _train(directory, env):
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tests.interruption_worker",
-            "full",
-            str(directory),
-            "--seed",
-            str(seed),
-        ],
+        [sys.executable, "-m", "tests.interruption_worker", "full"]
+        + [str(directory)],
         cwd=REPO,
         env={**env, "KERAS_BACKEND": BACKEND},
         capture_output=True,
@@ -70,20 +63,27 @@ def _train(directory, seed, env):
         timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _weights(directory):
     weights = {}
     for stage in ("initial", "final"):
         with np.load(directory / f"full_{stage}.npz") as f:
             weights[stage] = [f[f"arr_{i}"] for i in range(len(f.files))]
-    return result, weights
+    return weights
 
 
 @pytest.mark.slow
 def test_two_processes_with_the_same_seed_train_to_identical_weights(
-    tmp_path, subprocess_env
+    tmp_path, subprocess_env, uninterrupted_training
 ):
-    result_a, a = _train(tmp_path / "a", 11, subprocess_env)
-    result_b, b = _train(tmp_path / "b", 11, subprocess_env)
+    # Both with the worker's seed: the first process is the one that
+    # test_interruption.py compares with too (tests/conftest.py).
+    result_a, directory_a = uninterrupted_training
+    a = _weights(directory_a)
+    result_b = _train(tmp_path / "b", subprocess_env)
+    b = _weights(tmp_path / "b")
     for stage in ("initial", "final"):
         assert len(a[stage]) == len(b[stage]) > 0
         for x, y in zip(a[stage], b[stage]):

@@ -12,7 +12,6 @@ of its backend (`make test` runs all three):
 """
 
 import json
-import os
 import subprocess
 import sys
 
@@ -140,12 +139,8 @@ def test_layout_map_rejects_an_unknown_model_axis():
 # Distributed training, one engine per backend session.
 
 
-def _run(command, backend, extra_env=None, timeout=600):
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    env["KERAS_BACKEND"] = backend
-    env.update(extra_env or {})
+def _run(command, backend, subprocess_env, extra_env=None, timeout=600):
+    env = dict(subprocess_env, KERAS_BACKEND=backend, **(extra_env or {}))
     proc = subprocess.run(
         command,
         cwd=REPO,
@@ -164,11 +159,15 @@ def _only_in(backend):
 
 
 @pytest.fixture(scope="module")
-def jax_run():
+def jax_run(subprocess_env):
+    # The tests' XLA flags (tests/conftest.py: quicker to compile), and 4
+    # virtual CPU devices.
+    flags = subprocess_env.get("XLA_FLAGS", "")
     return _run(
         [sys.executable, str(REPO / "examples" / "distributed_jax.py")],
         "jax",
-        {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"},
+        subprocess_env,
+        {"XLA_FLAGS": f"{flags} --xla_force_host_platform_device_count=4"},
     )
 
 
@@ -229,7 +228,7 @@ def test_jax_model_parallel_shards_kernels_and_matches(jax_run):
 
 @pytest.mark.slow
 @_only_in("tensorflow")
-def test_tensorflow_mirrored_strategy_fits_saves_and_reloads():
+def test_tensorflow_mirrored_strategy_fits_saves_and_reloads(subprocess_env):
     result, log = _run(
         [
             sys.executable,
@@ -238,6 +237,7 @@ def test_tensorflow_mirrored_strategy_fits_saves_and_reloads():
             "2",
         ],
         "tensorflow",
+        subprocess_env,
     )
     assert result["backend"] == "tensorflow", log
     assert result["replicas"] == 2, log
@@ -255,7 +255,7 @@ def test_tensorflow_mirrored_strategy_fits_saves_and_reloads():
 
 @pytest.mark.slow
 @_only_in("torch")
-def test_torch_ddp_over_gloo_matches_one_process():
+def test_torch_ddp_over_gloo_matches_one_process(subprocess_env):
     result, log = _run(
         [
             sys.executable,
@@ -266,6 +266,7 @@ def test_torch_ddp_over_gloo_matches_one_process():
             str(REPO / "examples" / "distributed_torch.py"),
         ],
         "torch",
+        subprocess_env,
     )
     assert result["backend"] == "torch", log
     assert result["world_size"] == 2, log

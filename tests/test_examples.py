@@ -1,20 +1,89 @@
-"""Runs the scripts in `examples/` on the current backend, in subprocesses."""
+"""Runs the scripts in `examples/` on the current backend, in a subprocess.
 
-import json
+The examples this module's selected tests read run one after the other in
+one child process (`example_runs`): the backend, TensorFlow (the CTR
+example's `tf.data`) and torch (the migration's reference) are imported once
+(5 to 10 s each time on 2 cores), not once per example. Each runs as
+`main(argv)` of its script, with the arguments a user would pass; a run that
+fails or raises does not stop the next one, and each test checks its own.
+"""
+
 import re
-import subprocess
-import sys
 
 import pytest
 
 from tests.helpers import BACKEND
 from tests.helpers import REPO
+from tests.helpers import run_examples
+from tests.helpers import selected_tests
 
 #: (script, extra arguments): smaller than the defaults to keep tests short.
 EXAMPLES = [
     # 25600 = 5 test batches of 1024 + 40 training batches of 512.
     ("quickstart.py", ["--samples", "25600", "--epochs", "3"]),
 ]
+#: 20000 samples: 14000 to train (27 batches of 512), 2000 to validate.
+CTR_ARGS = ["--samples", "20000", "--epochs", "3"]
+MIGRATE_MODES = {"parallel": [], "serial": ["--serial"]}
+#: Every run: name -> (script, arguments but --output, the --output file).
+RUNS = {
+    **{script: (script, args, "model.keras") for script, args in EXAMPLES},
+    "ctr": ("ctr_end_to_end.py", CTR_ARGS, "ctr.keras"),
+    **{
+        f"migrate {mode}": ("migrate_from_reference.py", args, f"{mode}.keras")
+        for mode, args in MIGRATE_MODES.items()
+    },
+}
+
+
+def _runs_read_by(item):
+    """The names in `RUNS` of the runs that a test of this module reads."""
+    params = item.callspec.params if hasattr(item, "callspec") else {}
+    if "script" in params:
+        return [params["script"]]
+    if "mode" in params:
+        return [f"migrate {params['mode']}"]
+    return ["ctr"]
+
+
+@pytest.fixture(scope="module")
+def example_runs(request, tmp_path_factory, subprocess_env):
+    """name -> (exit status, output, --output file) of the runs of `RUNS`
+    that the selected tests of this module read, and the end of the
+    stderr of the process they ran in."""
+    names = {
+        name for item in selected_tests(request) for name in _runs_read_by(item)
+    }
+    tmp_path = tmp_path_factory.mktemp("examples")
+    outputs = {name: tmp_path / RUNS[name][2] for name in RUNS if name in names}
+    runs = {
+        name: (
+            REPO / "examples" / RUNS[name][0],
+            RUNS[name][1] + ["--output", str(output)],
+        )
+        for name, output in outputs.items()
+    }
+    found, stderr = run_examples(
+        runs,
+        cwd=tmp_path,
+        env=dict(subprocess_env, KERAS_BACKEND=BACKEND),
+        timeout=1800,
+    )
+    return {
+        name: (status, out, outputs[name])
+        for name, (status, out) in found.items()
+    }, stderr
+
+
+def _run(example_runs, name):
+    """A run's output (it exited with 0), its --output file, and a log of
+    its output and of the process's stderr."""
+    runs, stderr = example_runs
+    status, out, output = runs[name]
+    log = f"{name}, stdout:\n{out}\nstderr (of every run):\n{stderr}"
+    assert status == 0, log
+    return out, output, log
+
 
 #: The line every example prints with its model's test AUC.
 AUC_LINE = re.compile(r"Test AUC: ([0-9.]+) \(best achievable: ([0-9.]+)")
@@ -24,48 +93,15 @@ AUC_LINE = re.compile(r"Test AUC: ([0-9.]+) \(best achievable: ([0-9.]+)")
 @pytest.mark.parametrize(
     "script, args", EXAMPLES, ids=[script for script, _ in EXAMPLES]
 )
-def test_example_runs_and_learns(script, args, tmp_path, subprocess_env):
-    output = tmp_path / "model.keras"
-    env = dict(subprocess_env, KERAS_BACKEND=BACKEND)
-    result = subprocess.run(
-        [sys.executable, str(REPO / "examples" / script)]
-        + args
-        + ["--output", str(output)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    log = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr[-5000:]}"
-    assert result.returncode == 0, log
-    assert f"backend: {BACKEND}" in result.stdout, log
-    match = AUC_LINE.search(result.stdout)
+def test_example_runs_and_learns(script, args, example_runs):
+    out, output, log = _run(example_runs, script)
+    assert f"backend: {BACKEND}" in out, log
+    match = AUC_LINE.search(out)
     assert match is not None, log
     auc, best = float(match.group(1)), float(match.group(2))
     assert auc > 0.6, log
     assert auc <= best + 0.02, log
     assert output.is_file()
-
-
-def _run_example(
-    script, args, tmp_path, subprocess_env, script_in_examples=True
-):
-    """Runs `examples/<script> args` (or `python <script> args`) on this
-    backend; returns (rc, out, log)."""
-    env = dict(subprocess_env, KERAS_BACKEND=BACKEND)
-    if script_in_examples:
-        script = str(REPO / "examples" / script)
-    result = subprocess.run(
-        [sys.executable, script] + args,
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    log = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr[-5000:]}"
-    return result.returncode, result.stdout, log
 
 
 #: The lines the CTR example prints for each of its two models.
@@ -77,14 +113,8 @@ CTR_LINE = re.compile(
 
 
 @pytest.mark.slow
-def test_ctr_end_to_end_trains_both_models_and_saves(tmp_path, subprocess_env):
-    output = tmp_path / "ctr.keras"
-    # 20000 samples: 14000 to train (27 batches of 512), 2000 to validate.
-    args = ["--samples", "20000", "--epochs", "3", "--output", str(output)]
-    rc, out, log = _run_example(
-        "ctr_end_to_end.py", args, tmp_path, subprocess_env
-    )
-    assert rc == 0, log
+def test_ctr_end_to_end_trains_both_models_and_saves(example_runs):
+    out, output, log = _run(example_runs, "ctr")
     assert f"backend: {BACKEND}" in out, log
     results = {m.group(1): m.groups()[1:] for m in CTR_LINE.finditer(out)}
     print("".join(m.group(0) + "\n" for m in CTR_LINE.finditer(out)))
@@ -97,9 +127,9 @@ def test_ctr_end_to_end_trains_both_models_and_saves(tmp_path, subprocess_env):
     # The model and its preprocessing are saved and reload to the same
     # predictions (the script exits with 1 otherwise).
     assert output.is_file()
-    assert (tmp_path / "ctr.feature_space.keras").is_file()
+    assert (output.parent / "ctr.feature_space.keras").is_file()
     assert "Saved and reloaded" in out, log
-    serving = tmp_path / "ctr.serving.keras"
+    serving = output.parent / "ctr.serving.keras"
     if BACKEND == "tensorflow":
         assert serving.is_file(), log
         assert "takes the raw columns and predicts the same" in out, log
@@ -108,51 +138,10 @@ def test_ctr_end_to_end_trains_both_models_and_saves(tmp_path, subprocess_env):
         assert "Keras models take string inputs only on the TensorFlow" in out
 
 
-#: Runs `main(argv)` of the script given as the first argument once per
-#: argv of the JSON list given as the second, in one process (the backend
-#: and torch are imported once), each run's output after a `=== argv` line.
-_RUN_MAIN_FOR_EACH = """
-import json, runpy, sys
-main = runpy.run_path(sys.argv[1], run_name="example")["main"]
-for argv in json.loads(sys.argv[2]):
-    print("=== " + json.dumps(argv), flush=True)
-    if main(argv) != 0:
-        sys.exit(1)
-"""
-MIGRATE_MODES = {"parallel": [], "serial": ["--serial"]}
-
-
-@pytest.fixture(scope="module")
-def migrations(tmp_path_factory, subprocess_env):
-    """`examples/migrate_from_reference.py` in each mode: by mode, its
-    output and the file it saved; the run's log."""
-    tmp_path = tmp_path_factory.mktemp("migrate")
-    outputs = {mode: tmp_path / f"{mode}.keras" for mode in MIGRATE_MODES}
-    argvs = [
-        args + ["--output", str(outputs[mode])]
-        for mode, args in MIGRATE_MODES.items()
-    ]
-    script = str(REPO / "examples" / "migrate_from_reference.py")
-    rc, out, log = _run_example(
-        "-c",
-        [_RUN_MAIN_FOR_EACH, script, json.dumps(argvs)],
-        tmp_path,
-        subprocess_env,
-        script_in_examples=False,
-    )
-    assert rc == 0, log
-    parts = out.split("=== ")[1:]
-    assert len(parts) == len(MIGRATE_MODES), log
-    return {
-        mode: (part, outputs[mode]) for mode, part in zip(MIGRATE_MODES, parts)
-    }, log
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", list(MIGRATE_MODES))
-def test_migrate_from_reference_matches(mode, migrations):
-    runs, log = migrations
-    out, output = runs[mode]
+def test_migrate_from_reference_matches(mode, example_runs):
+    out, output, log = _run(example_runs, f"migrate {mode}")
     assert f"backend: {BACKEND}" in out, log
     match = re.search(r"forward pass: ([0-9.e+-]+)", out)
     assert match is not None and float(match.group(1)) < 2e-5, log

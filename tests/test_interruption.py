@@ -85,10 +85,11 @@ def _weights(path):
 
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(
-    tmp_path, subprocess_env
+    tmp_path, subprocess_env, uninterrupted_training
 ):
     env = _env(subprocess_env)
-    reference = _run(["full", tmp_path / "reference"], env)
+    # `full`, in a process of its own (tests/conftest.py).
+    reference, reference_dir = uninterrupted_training
     run = tmp_path / "interrupted"
     _kill_at_marker(
         ["interrupt", run, "--kill-at", f"{KILL_EPOCH}:{KILL_BATCH}"],
@@ -107,7 +108,7 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(
     assert len(resumed["loss"]) == len(reference["loss"]) - KILL_EPOCH
     # ... from a fresh model whose weights the backup then replaced ...
     start = _weights(run / "resume_initial.npz")
-    want = _weights(tmp_path / "reference" / "full_final.npz")
+    want = _weights(reference_dir / "full_final.npz")
     assert any(not np.array_equal(a, b) for a, b in zip(start, want))
     # ... and ended bit for bit where the uninterrupted run ended.
     got = _weights(run / "resume_final.npz")

@@ -1,26 +1,28 @@
 """The model-quality, mask-analysis and keras-rs examples, run small.
 
-Each script runs in a subprocess with settings that take seconds (a few
-thousand samples, a few epochs, one seed, narrow models); the tests check
-the values they write, not only that they ran. The scripts compare models
-and read masks; what they compute on each backend is the layers' business,
-tested on every backend by the layer and parity tests. They run once, in
-the torch session of `make test`, where they run fastest.
-The full runs behind the docs pages (docs/guide/quality.md,
-docs/guide/masks.md) take minutes and are not run here.
+Each script runs with settings that take seconds (a few thousand samples,
+a few epochs, one seed, narrow models): those that the selected tests read,
+one after the other in one subprocess (keras, the backends, keras-rs and
+matplotlib are imported once); the tests check the values they write, not
+only that they ran. The scripts compare models and read masks; what they
+compute on each backend is the layers' business, tested on every backend
+by the layer and parity tests. They run once, in the torch session of `make
+test`, where they run fastest. The full runs behind the docs pages
+(docs/guide/quality.md, docs/guide/masks.md) take minutes and are not run
+here.
 """
 
 import json
 import math
 import re
-import subprocess
-import sys
 
 import pytest
 
 from tests.helpers import BACKEND
 from tests.helpers import REPO
 from tests.helpers import in_one_session
+from tests.helpers import run_examples
+from tests.helpers import selected_tests
 
 pytest.importorskip("keras_rs", reason="keras-rs needs Python 3.11+")
 pytest.importorskip("matplotlib")
@@ -31,20 +33,60 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MODELS = ["para_ref", "para_paper", "ser_ref", "ser_paper", "dnn", "dcn_v2"]
 
 
-def _run(script, args, tmp_path, subprocess_env):
-    env = dict(subprocess_env, KERAS_BACKEND=BACKEND)
-    result = subprocess.run(
-        [sys.executable, str(REPO / "examples" / script)] + args,
+#: name -> (script, arguments); "{out}" stands for the run's own folder.
+RUNS = {
+    "quality": ("model_quality.py", ["--small", "--out", "{out}"]),
+    "masks": ("mask_analysis.py", ["--small", "--out", "{out}"]),
+    "keras_rs": (
+        "keras_rs_pipeline.py",
+        ["--samples", "3000", "--epochs", "3", "--width", "16"]
+        + ["--learning-rate", "1e-2", "--batch-size", "256"],
+    ),
+}
+#: The run that each test reads.
+READ_BY = {
+    "test_model_quality_small_run_writes_every_model": "quality",
+    "test_mask_analysis_small_run_reads_the_masks": "masks",
+    "test_keras_rs_pipeline_trains_and_is_judged": "keras_rs",
+}
+
+
+@pytest.fixture(scope="module")
+def example_runs(request, tmp_path_factory, subprocess_env):
+    """name -> (exit status, output, output folder) of the runs of `RUNS`
+    that the selected tests read, and the end of the stderr of the process
+    they ran in."""
+    names = {READ_BY[item.originalname] for item in selected_tests(request)}
+    tmp_path = tmp_path_factory.mktemp("quality_examples")
+    runs = {
+        name: (
+            REPO / "examples" / script,
+            [arg.format(out=tmp_path / name) for arg in args],
+        )
+        for name, (script, args) in RUNS.items()
+        if name in names
+    }
+    found, stderr = run_examples(
+        runs,
         cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+        env=dict(subprocess_env, KERAS_BACKEND=BACKEND),
+        timeout=1800,
     )
-    log = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr[-5000:]}"
-    assert result.returncode == 0, log
-    assert f"backend: {BACKEND}" in result.stdout, log
-    return result.stdout, log
+    return {
+        name: (status, out, tmp_path / name)
+        for name, (status, out) in found.items()
+    }, stderr
+
+
+def _run(example_runs, name):
+    """A run's output (it exited with 0 on this backend), its output
+    folder, and a log of its output and of the process's stderr."""
+    runs, stderr = example_runs
+    status, out, folder = runs[name]
+    log = f"{name}, stdout:\n{out}\nstderr (of every run):\n{stderr}"
+    assert status == 0, log
+    assert f"backend: {BACKEND}" in out, log
+    return out, folder, log
 
 
 def _is_png(path):
@@ -54,14 +96,8 @@ def _is_png(path):
 # 12 training runs (6 models on 2 data sets): about a minute on 2 busy CPU
 # cores, mostly compiling (JAX, TensorFlow) or stepping eagerly (PyTorch).
 @pytest.mark.slow
-def test_model_quality_small_run_writes_every_model(tmp_path, subprocess_env):
-    out = tmp_path / "quality"
-    _, log = _run(
-        "model_quality.py",
-        ["--small", "--out", str(out)],
-        tmp_path,
-        subprocess_env,
-    )
+def test_model_quality_small_run_writes_every_model(example_runs):
+    _, out, log = _run(example_runs, "quality")
     results = json.loads((out / "results.json").read_text())
     assert results["environment"]["backend"] == BACKEND
     assert set(results["datasets"]) == {"dense", "raw"}, log
@@ -98,14 +134,8 @@ def test_model_quality_small_run_writes_every_model(tmp_path, subprocess_env):
     assert f"on the {BACKEND} backend" in settings and "CPU cores" in settings
 
 
-def test_mask_analysis_small_run_reads_the_masks(tmp_path, subprocess_env):
-    out = tmp_path / "masks"
-    _, log = _run(
-        "mask_analysis.py",
-        ["--small", "--out", str(out)],
-        tmp_path,
-        subprocess_env,
-    )
+def test_mask_analysis_small_run_reads_the_masks(example_runs):
+    _, out, log = _run(example_runs, "masks")
     results = json.loads((out / "masks.json").read_text())
     assert len(results["planted_pairs"]) == 8
     assert set(results["models"]) == {"para_ref", "para_paper"}, log
@@ -138,14 +168,8 @@ RS_LINE = re.compile(
 )
 
 
-def test_keras_rs_pipeline_trains_and_is_judged(tmp_path, subprocess_env):
-    out, log = _run(
-        "keras_rs_pipeline.py",
-        ["--samples", "3000", "--epochs", "3", "--width", "16"]
-        + ["--learning-rate", "1e-2", "--batch-size", "256"],
-        tmp_path,
-        subprocess_env,
-    )
+def test_keras_rs_pipeline_trains_and_is_judged(example_runs):
+    out, _, log = _run(example_runs, "keras_rs")
     results = {m.group(1): m.groups()[1:] for m in RS_LINE.finditer(out)}
     assert set(results) == {"MaskNet", "MaskNet + 2 FeatureCross"}, log
     for auc, ndcg, mrr, loss in results.values():
