@@ -164,7 +164,7 @@ DEFAULT_CONTENDERS = [
     "tensorflow",
     "torch",
     # The compiled mode the docs recommend for long runs on PyTorch (it
-    # cuts the training memory), counted with the defaults above.
+    # cuts the training memory): shown beside the defaults, not counted.
     "torch-compile",
     "jax-bf16",
     "tensorflow-bf16",
