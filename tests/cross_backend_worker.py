@@ -3,13 +3,10 @@
     python -m tests.cross_backend_worker save DIR   # writes DIR/<backend>/
     python -m tests.cross_backend_worker load DIR   # loads the others' files
     python -m tests.cross_backend_worker save-load DIR tensorflow jax
-    python -m tests.cross_backend_worker save-wait-load DIR tensorflow jax
 
 `save-load` saves, then loads; the backends named after DIR are the ones
-whose files `load` reads (default: every other one in DIR). `save-wait-load`
-saves, then waits until each of those has saved (processes of the other
-backends, running at the same time), then loads. The backend is the child's
-KERAS_BACKEND. Prints one JSON line.
+whose files `load` reads (default: every other one in DIR). The backend is
+the child's KERAS_BACKEND. Prints one JSON line.
 
 Models are called directly, not through a compiled `predict`: the files,
 not the compiler, are what is tested here.
@@ -18,7 +15,6 @@ not the compiler, are what is tested here.
 import json
 import pathlib
 import sys
-import time
 
 import keras
 import numpy as np
@@ -122,18 +118,7 @@ def save(root: pathlib.Path) -> dict:
         model.save(out / f"{name}.keras")
         np.save(out / f"{name}_x.npy", x)
         np.save(out / f"{name}_y.npy", _predict(model, _split(name, x)))
-    (out / "saved").touch()  # every file is complete
     return {"backend": BACKEND, "saved": sorted(CONFIGS)}
-
-
-def wait(root: pathlib.Path, sources, timeout=600) -> None:
-    """Until each backend of `sources` has saved all its files in `root`."""
-    deadline = time.monotonic() + timeout
-    for source in sources:
-        while not (root / source / "saved").exists():
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{source} did not save in {timeout} s")
-            time.sleep(0.1)
 
 
 def _predict(model, x):
@@ -164,12 +149,10 @@ def load(root: pathlib.Path, sources=()) -> dict:
 
 if __name__ == "__main__":
     mode, root, sources = sys.argv[1], pathlib.Path(sys.argv[2]), sys.argv[3:]
-    assert mode in ("save", "load", "save-load", "save-wait-load"), mode
+    assert mode in ("save", "load", "save-load"), mode
     result = {"backend": BACKEND, "errors": {}}
-    if mode in ("save", "save-load", "save-wait-load"):
+    if mode in ("save", "save-load"):
         result.update(save(root))
-    if mode == "save-wait-load":
-        wait(root, sources)
-    if mode in ("load", "save-load", "save-wait-load"):
+    if mode in ("load", "save-load"):
         result.update(load(root, sources))
     print(json.dumps(result))

@@ -28,6 +28,7 @@ def _load(name):
 run = _load("run")
 workloads = _load("workloads")
 worker = _load("worker")
+serving = _load("serving")
 
 
 def test_slow_bf16_settings_apply_only_on_a_cpu_without_bf16_units():
@@ -466,3 +467,68 @@ def test_the_step_timer_leaves_out_what_runs_between_repeats(monkeypatch):
     model.fit(x, x[:, :1], batch_size=2, epochs=1, verbose=0, callbacks=[timer])
     assert len(calls) == 2  # 4 batches, 2 a repeat
     assert timer.times == [0.0, 0.0]
+
+
+def _serving_table(**x_reference):
+    """A serving table: each path's ratio to the reference at batch 1 and
+    32 (`(x1, x32)`), the reference at 1 ms and 3 ms."""
+    table = {
+        "reference": {
+            "recommended": False,
+            "1": {"p50_ms": 1.0, "x_reference": 1.0},
+            "32": {"p50_ms": 3.0, "x_reference": 1.0},
+        }
+    }
+    for path, (x1, x32) in x_reference.items():
+        table[path.replace("_", "-")] = {
+            "recommended": serving.PATHS[path.replace("_", "-")][1],
+            "1": {"p50_ms": 1.0 / x1, "x_reference": x1},
+            "32": {"p50_ms": 3.0 / x32, "x_reference": x32},
+        }
+    return table
+
+
+def test_serving_targets_need_each_backend_at_both_batches():
+    table = _serving_table(
+        torch_eager=(0.3, 0.5),
+        torch_aoti=(2.0, 1.2),
+        jax_jit=(2.8, 1.5),
+        tensorflow=(0.5, 0.8),
+        tensorflow_xla=(1.01, 0.997),
+    )
+    found = {
+        name: (status, figures)
+        for name, status, figures in serving.targets(table)
+    }
+    # The best recommended path counts; 0.997x is not printed as 1.00x.
+    assert found[
+        "serving, tensorflow (tensorflow-xla) >= 1.0x the reference"
+    ] == ("NOT met", "b1 1.01x, b32 0.997x")
+    assert found["serving, torch (torch-aoti) >= 1.0x the reference"] == (
+        "met",
+        "b1 2.00x, b32 1.20x",
+    )
+    # Keras' eager torch path: within 2x at batch 32 (6.0 ms vs 3.0 ms).
+    (eager,) = [v for k, v in found.items() if k.startswith("torch eager")]
+    assert eager == ("met", "2.00x slower (6.00 ms vs 3.00 ms)")
+    table["torch-eager"]["32"] = {"p50_ms": 6.3, "x_reference": 3.0 / 6.3}
+    (eager,) = [
+        status
+        for name, status, _ in serving.targets(table)
+        if name.startswith("torch eager")
+    ]
+    assert eager == "NOT met"
+    # A backend whose recommended path failed: not shown.
+    table["jax-jit"] = {"recommended": True, "failed": "ImportError: ..."}
+    assert ("serving, jax", "NOT shown", "no figures") in serving.targets(table)
+
+
+def test_the_committed_serving_page_matches_its_results(tmp_path, capsys):
+    # After a change to serving.py's rendering or targets: `python
+    # benchmarks/serving.py --from-json docs/benchmarks/serving.json
+    # --out-dir docs/benchmarks`.
+    folder = REPO / "docs" / "benchmarks"
+    doc = json.loads((folder / "serving.json").read_text())
+    serving.write(doc, str(tmp_path))
+    for name in ("serving.md", "serving.json"):
+        assert (tmp_path / name).read_text() == (folder / name).read_text()
