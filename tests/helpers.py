@@ -257,11 +257,11 @@ _RUN_OUTPUT = re.compile(
 
 def run_examples(runs, cwd, env, timeout):
     """Runs the examples `runs`, a dict name -> (path of a script in
-    examples/, argv), in one child process: each as `main(argv)`, after the
-    other, so that keras, the backend and what the scripts import (5 to 10
-    s each time on 2 cores) are imported once. Returns name -> (exit status,
-    output), and the child's stderr (its end). A failed run does not stop
-    the next."""
+    examples/, argv, the file or folder it writes), in one child process:
+    each as `main(argv)`, after the other, so that keras, the backend and
+    what the scripts import (5 to 10 s each time on 2 cores) are imported
+    once. Returns name -> (exit status, output, what it writes), and the
+    child's stderr (its end). A failed run does not stop the next."""
     import json
     import subprocess
     import sys
@@ -280,11 +280,23 @@ def run_examples(runs, cwd, env, timeout):
     log = f"stdout:\n{result.stdout}\nstderr:\n{stderr}"
     assert result.returncode == 0, log
     found = {
-        names[int(i)]: (int(status), out)
+        names[int(i)]: (int(status), out, runs[names[int(i)]][2])
         for i, out, status in _RUN_OUTPUT.findall(result.stdout)
     }
     assert list(found) == names, log
     return found, stderr
+
+
+def example_output(example_runs, name):
+    """Of `run_examples`' result, run `name`'s output (it exited with 0,
+    on this backend), what it wrote, and a log of its output and of the
+    process's stderr."""
+    runs, stderr = example_runs
+    status, out, written = runs[name]
+    log = f"{name}, stdout:\n{out}\nstderr (of every run):\n{stderr}"
+    assert status == 0, log
+    assert f"backend: {BACKEND}" in out, log
+    return out, written, log
 
 
 def selected_tests(request):

@@ -14,6 +14,7 @@ import pytest
 
 from tests.helpers import BACKEND
 from tests.helpers import REPO
+from tests.helpers import example_output
 from tests.helpers import run_examples
 from tests.helpers import selected_tests
 
@@ -48,41 +49,28 @@ def _runs_read_by(item):
 
 @pytest.fixture(scope="module")
 def example_runs(request, tmp_path_factory, subprocess_env):
-    """name -> (exit status, output, --output file) of the runs of `RUNS`
-    that the selected tests of this module read, and the end of the
-    stderr of the process they ran in."""
+    """`run_examples` of the runs of `RUNS` that the selected tests of this
+    module read: name -> (exit status, output, --output file), and the
+    end of the stderr of the process they ran in."""
     names = {
         name for item in selected_tests(request) for name in _runs_read_by(item)
     }
     tmp_path = tmp_path_factory.mktemp("examples")
-    outputs = {name: tmp_path / RUNS[name][2] for name in RUNS if name in names}
-    runs = {
-        name: (
-            REPO / "examples" / RUNS[name][0],
-            RUNS[name][1] + ["--output", str(output)],
+    runs = {}
+    for name in (name for name in RUNS if name in names):  # in RUNS' order
+        script, args, output = RUNS[name]
+        output = tmp_path / output
+        runs[name] = (
+            REPO / "examples" / script,
+            args + ["--output", str(output)],
+            output,
         )
-        for name, output in outputs.items()
-    }
-    found, stderr = run_examples(
+    return run_examples(
         runs,
         cwd=tmp_path,
         env=dict(subprocess_env, KERAS_BACKEND=BACKEND),
         timeout=1800,
     )
-    return {
-        name: (status, out, outputs[name])
-        for name, (status, out) in found.items()
-    }, stderr
-
-
-def _run(example_runs, name):
-    """A run's output (it exited with 0), its --output file, and a log of
-    its output and of the process's stderr."""
-    runs, stderr = example_runs
-    status, out, output = runs[name]
-    log = f"{name}, stdout:\n{out}\nstderr (of every run):\n{stderr}"
-    assert status == 0, log
-    return out, output, log
 
 
 #: The line every example prints with its model's test AUC.
@@ -94,8 +82,7 @@ AUC_LINE = re.compile(r"Test AUC: ([0-9.]+) \(best achievable: ([0-9.]+)")
     "script, args", EXAMPLES, ids=[script for script, _ in EXAMPLES]
 )
 def test_example_runs_and_learns(script, args, example_runs):
-    out, output, log = _run(example_runs, script)
-    assert f"backend: {BACKEND}" in out, log
+    out, output, log = example_output(example_runs, script)
     match = AUC_LINE.search(out)
     assert match is not None, log
     auc, best = float(match.group(1)), float(match.group(2))
@@ -114,8 +101,7 @@ CTR_LINE = re.compile(
 
 @pytest.mark.slow
 def test_ctr_end_to_end_trains_both_models_and_saves(example_runs):
-    out, output, log = _run(example_runs, "ctr")
-    assert f"backend: {BACKEND}" in out, log
+    out, output, log = example_output(example_runs, "ctr")
     results = {m.group(1): m.groups()[1:] for m in CTR_LINE.finditer(out)}
     print("".join(m.group(0) + "\n" for m in CTR_LINE.finditer(out)))
     assert set(results) == {"MaskNet", "DNN"}, log
@@ -141,8 +127,7 @@ def test_ctr_end_to_end_trains_both_models_and_saves(example_runs):
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", list(MIGRATE_MODES))
 def test_migrate_from_reference_matches(mode, example_runs):
-    out, output, log = _run(example_runs, f"migrate {mode}")
-    assert f"backend: {BACKEND}" in out, log
+    out, output, log = example_output(example_runs, f"migrate {mode}")
     match = re.search(r"forward pass: ([0-9.e+-]+)", out)
     assert match is not None and float(match.group(1)) < 2e-5, log
     assert "the migration is exact" in out, log

@@ -20,6 +20,7 @@ import pytest
 
 from tests.helpers import BACKEND
 from tests.helpers import REPO
+from tests.helpers import example_output
 from tests.helpers import in_one_session
 from tests.helpers import run_examples
 from tests.helpers import selected_tests
@@ -53,40 +54,26 @@ READ_BY = {
 
 @pytest.fixture(scope="module")
 def example_runs(request, tmp_path_factory, subprocess_env):
-    """name -> (exit status, output, output folder) of the runs of `RUNS`
-    that the selected tests read, and the end of the stderr of the process
-    they ran in."""
+    """`run_examples` of the runs of `RUNS` that the selected tests read:
+    name -> (exit status, output, output folder), and the end of the
+    stderr of the process they ran in."""
     names = {READ_BY[item.originalname] for item in selected_tests(request)}
     tmp_path = tmp_path_factory.mktemp("quality_examples")
     runs = {
         name: (
             REPO / "examples" / script,
             [arg.format(out=tmp_path / name) for arg in args],
+            tmp_path / name,
         )
         for name, (script, args) in RUNS.items()
         if name in names
     }
-    found, stderr = run_examples(
+    return run_examples(
         runs,
         cwd=tmp_path,
         env=dict(subprocess_env, KERAS_BACKEND=BACKEND),
         timeout=1800,
     )
-    return {
-        name: (status, out, tmp_path / name)
-        for name, (status, out) in found.items()
-    }, stderr
-
-
-def _run(example_runs, name):
-    """A run's output (it exited with 0 on this backend), its output
-    folder, and a log of its output and of the process's stderr."""
-    runs, stderr = example_runs
-    status, out, folder = runs[name]
-    log = f"{name}, stdout:\n{out}\nstderr (of every run):\n{stderr}"
-    assert status == 0, log
-    assert f"backend: {BACKEND}" in out, log
-    return out, folder, log
 
 
 def _is_png(path):
@@ -97,7 +84,7 @@ def _is_png(path):
 # cores, mostly compiling (JAX, TensorFlow) or stepping eagerly (PyTorch).
 @pytest.mark.slow
 def test_model_quality_small_run_writes_every_model(example_runs):
-    _, out, log = _run(example_runs, "quality")
+    _, out, log = example_output(example_runs, "quality")
     results = json.loads((out / "results.json").read_text())
     assert results["environment"]["backend"] == BACKEND
     assert set(results["datasets"]) == {"dense", "raw"}, log
@@ -135,7 +122,7 @@ def test_model_quality_small_run_writes_every_model(example_runs):
 
 
 def test_mask_analysis_small_run_reads_the_masks(example_runs):
-    _, out, log = _run(example_runs, "masks")
+    _, out, log = example_output(example_runs, "masks")
     results = json.loads((out / "masks.json").read_text())
     assert len(results["planted_pairs"]) == 8
     assert set(results["models"]) == {"para_ref", "para_paper"}, log
@@ -169,7 +156,7 @@ RS_LINE = re.compile(
 
 
 def test_keras_rs_pipeline_trains_and_is_judged(example_runs):
-    out, _, log = _run(example_runs, "keras_rs")
+    out, _, log = example_output(example_runs, "keras_rs")
     results = {m.group(1): m.groups()[1:] for m in RS_LINE.finditer(out)}
     assert set(results) == {"MaskNet", "MaskNet + 2 FeatureCross"}, log
     for auc, ndcg, mrr, loss in results.values():
