@@ -211,11 +211,12 @@ def _jax_fn(model: Any) -> Any:
 def _tensorflow_fn(model: Any, xla: bool) -> Any:
     import tensorflow as tf
 
+    # Traced once, for any batch, and called as a concrete function: a
+    # `tf.function` binds and checks its arguments on every call (0.5 ms at
+    # batch 32 here, a sixth of the call).
     forward = tf.function(
-        lambda x: model(x, training=False),
-        jit_compile=xla,
-        reduce_retracing=True,
-    )
+        lambda x: model(x, training=False), jit_compile=xla
+    ).get_concrete_function(tf.TensorSpec((None, *model.input_shape[1:])))
 
     def fn(x: np.ndarray) -> Any:
         xt = tf.constant(x)
