@@ -237,10 +237,10 @@ def uninterrupted_training(tmp_path_factory, subprocess_env):
     its pytest-xdist processes (whichever asks first trains it, under a
     lock, in a folder of this run that they share)."""
     import fcntl
-    import subprocess
-    import sys
 
     import keras
+
+    from tests.helpers import run_interruption_worker
 
     base = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
@@ -250,15 +250,9 @@ def uninterrupted_training(tmp_path_factory, subprocess_env):
     with open(base / "uninterrupted_training.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not result_file.exists():
-            proc = subprocess.run(
-                [sys.executable, "-m", "tests.interruption_worker", "full"]
-                + [str(directory)],
-                cwd=TESTS.parent,
-                env=dict(subprocess_env, KERAS_BACKEND=keras.backend.backend()),
-                capture_output=True,
-                text=True,
-                timeout=600,
+            result = run_interruption_worker(
+                ["full", directory],
+                dict(subprocess_env, KERAS_BACKEND=keras.backend.backend()),
             )
-            assert proc.returncode == 0, proc.stderr[-4000:]
-            result_file.write_text(proc.stdout.strip().splitlines()[-1])
+            result_file.write_text(json.dumps(result))
     return json.loads(result_file.read_text()), directory

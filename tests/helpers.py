@@ -226,6 +226,37 @@ def assert_symbolic_width_9_is_refused(layer):
     assert "(none, 9)" in message
 
 
+# ------------------------------------- tests/interruption_worker.py runs
+
+#: The training worker of test_interruption.py and test_determinism.py.
+INTERRUPTION_WORKER = "tests.interruption_worker"
+
+
+def run_interruption_worker(args, env, timeout=600):
+    """`python -m tests.interruption_worker ARGS` under `env` (its backend
+    in KERAS_BACKEND); it must exit with 0. Returns its JSON line."""
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", INTERRUPTION_WORKER, *map(str, args)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def npz_arrays(path):
+    """The arrays that `np.savez(path, *arrays)` wrote, in order."""
+    with np.load(path) as f:
+        return [f[f"arr_{i}"] for i in range(len(f.files))]
+
+
 # ------------------------------------------- examples/, in one subprocess
 
 #: Runs `main(argv)` of each (script, argv) of the JSON list given as the

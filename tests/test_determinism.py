@@ -8,17 +8,14 @@ order. Training runs in fresh subprocesses (tests/interruption_worker.py),
 so nothing but the seed is shared between the two runs.
 """
 
-import json
-import subprocess
-import sys
-
 import keras
 import numpy as np
 import pytest
 
 import keras_masknet
 from tests.helpers import BACKEND
-from tests.helpers import REPO
+from tests.helpers import npz_arrays
+from tests.helpers import run_interruption_worker
 from tests.helpers import to_numpy
 
 CONFIG = {
@@ -52,26 +49,11 @@ def test_the_same_seed_builds_the_same_weights():
     assert any(not np.array_equal(a, b) for a, b in zip(first, other))
 
 
-def _train(directory, env):
-    proc = subprocess.run(
-        [sys.executable, "-m", "tests.interruption_worker", "full"]
-        + [str(directory)],
-        cwd=REPO,
-        env={**env, "KERAS_BACKEND": BACKEND},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
 def _weights(directory):
-    weights = {}
-    for stage in ("initial", "final"):
-        with np.load(directory / f"full_{stage}.npz") as f:
-            weights[stage] = [f[f"arr_{i}"] for i in range(len(f.files))]
-    return weights
+    return {
+        stage: npz_arrays(directory / f"full_{stage}.npz")
+        for stage in ("initial", "final")
+    }
 
 
 @pytest.mark.slow
@@ -82,7 +64,9 @@ def test_two_processes_with_the_same_seed_train_to_identical_weights(
     # test_interruption.py compares with too (tests/conftest.py).
     result_a, directory_a = uninterrupted_training
     a = _weights(directory_a)
-    result_b = _train(tmp_path / "b", subprocess_env)
+    result_b = run_interruption_worker(
+        ["full", tmp_path / "b"], {**subprocess_env, "KERAS_BACKEND": BACKEND}
+    )
     b = _weights(tmp_path / "b")
     for stage in ("initial", "final"):
         assert len(a[stage]) == len(b[stage]) > 0

@@ -21,10 +21,12 @@ import pytest
 
 import keras_masknet
 from tests.helpers import BACKEND
+from tests.helpers import INTERRUPTION_WORKER
 from tests.helpers import REPO
+from tests.helpers import npz_arrays
+from tests.helpers import run_interruption_worker
 from tests.helpers import to_numpy
 
-WORKER = "tests.interruption_worker"
 #: The in-process models train as one XLA program on JAX (eagerly, JAX
 #: compiles every operation), as Keras' default does; eagerly elsewhere.
 JIT = BACKEND == "jax"
@@ -36,23 +38,10 @@ def _env(subprocess_env):
     return {**subprocess_env, "KERAS_BACKEND": BACKEND}
 
 
-def _run(args, env, timeout=600):
-    proc = subprocess.run(
-        [sys.executable, "-m", WORKER, *map(str, args)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
 def _kill_at_marker(args, env, marker, timeout=600):
     """Start the worker, wait for `marker`, SIGKILL it; return its stderr."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", WORKER, *map(str, args)],
+        [sys.executable, "-m", INTERRUPTION_WORKER, *map(str, args)],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,
@@ -78,11 +67,6 @@ def _kill_at_marker(args, env, marker, timeout=600):
     return err
 
 
-def _weights(path):
-    with np.load(path) as f:
-        return [f[f"arr_{i}"] for i in range(len(f.files))]
-
-
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(
     tmp_path, subprocess_env, uninterrupted_training
@@ -102,16 +86,16 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(
     assert meta["epoch"] == KILL_EPOCH
     assert not (run / "interrupt_final.npz").exists()
 
-    resumed = _run(["resume", run], env)
+    resumed = run_interruption_worker(["resume", run], env)
     # The resumed fit restarted the interrupted epoch, not epoch 0 ...
     assert resumed["first_epoch"] == KILL_EPOCH
     assert len(resumed["loss"]) == len(reference["loss"]) - KILL_EPOCH
     # ... from a fresh model whose weights the backup then replaced ...
-    start = _weights(run / "resume_initial.npz")
-    want = _weights(reference_dir / "full_final.npz")
+    start = npz_arrays(run / "resume_initial.npz")
+    want = npz_arrays(reference_dir / "full_final.npz")
     assert any(not np.array_equal(a, b) for a, b in zip(start, want))
     # ... and ended bit for bit where the uninterrupted run ended.
-    got = _weights(run / "resume_final.npz")
+    got = npz_arrays(run / "resume_final.npz")
     assert len(got) == len(want)
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g, w)
