@@ -3,6 +3,8 @@
     python benchmarks/probes.py tf-data [--autotune off]
     python benchmarks/probes.py gemm-layouts --framework tensorflow
     KERAS_BACKEND=tensorflow python benchmarks/probes.py optimizer
+    KERAS_BACKEND=torch python benchmarks/probes.py optimizer \
+        --precision bfloat16
     python benchmarks/probes.py bf16-gemm --framework jax
     python benchmarks/probes.py adam --workload recap
 
@@ -14,7 +16,8 @@
 tensorflow against PyTorch's
 (`F.linear`, `g @ w`, `g.T @ x`), medians in ms. `optimizer`: keras-masknet
 on the current backend and the reference, in turns in one process, with
-Adam and then SGD: what the optimizer costs each. `bf16-gemm`: the forward
+Adam and then SGD: what the optimizer costs each (`--precision bfloat16`:
+both in bfloat16). `bf16-gemm`: the forward
 products of a workload's dense layers at batch 1024 in bfloat16 and in
 float32, in GFLOP/s: PyTorch in Keras' kernel layout (`x @ w`, w of shape
 (in, out)) and in `nn.Linear`'s (`F.linear`, w of shape (out, in)); JAX
@@ -239,19 +242,22 @@ def bf16_gemm(framework: str, workload: str, repeats: int) -> None:
         )
 
 
-def optimizer(workload: str, rounds: int) -> None:
+def optimizer(workload: str, rounds: int, precision: str) -> None:
     import keras
 
     x, y = worker.data(workload, worker.STEPS[workload] * worker.BATCH)
     costs = {}
+    print(f"{workload}, {precision} (the reference: autocast in bfloat16)")
     for name in ("adam", "sgd"):
-        model = worker.build_keras_model(workload, "float32", "auto")
+        model = worker.build_keras_model(workload, precision, "auto")
         if name == "sgd":
             model.compile(
                 optimizer=keras.optimizers.SGD(1e-4),
                 loss="binary_crossentropy",
             )
-        pairs = worker.paired_rounds(model, workload, x, y, rounds, name)
+        pairs = worker.paired_rounds(
+            model, workload, x, y, rounds, name, precision
+        )
         ours = statistics.median(pairs["keras"]["seconds"])
         theirs = statistics.median(pairs["reference"]["seconds"])
         costs[name] = (ours, theirs)
@@ -321,6 +327,13 @@ def main() -> None:
     )
     parser.add_argument("--workload", choices=WORKLOADS, default="recap")
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument(
+        "--precision",
+        choices=["float32", "bfloat16"],
+        default="float32",
+        help="optimizer: train both in this precision (Keras' "
+        "mixed_bfloat16, the reference under bfloat16 autocast)",
+    )
     args = parser.parse_args()
     if args.probe == "tf-data":
         tf_data(args.autotune == "on")
@@ -333,7 +346,7 @@ def main() -> None:
     elif args.probe == "adam":
         adam_step(args.workload, args.repeats)
     else:
-        optimizer(args.workload, args.repeats)
+        optimizer(args.workload, args.repeats, args.precision)
 
 
 if __name__ == "__main__":

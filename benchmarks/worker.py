@@ -517,15 +517,17 @@ def paired_rounds(
     y: np.ndarray,
     rounds: int,
     optimizer: str = "adam",
+    precision: str = "float32",
 ) -> dict[str, Any]:
-    """Training side by side with the float32 reference, in this process:
+    """Training side by side with the reference, in this process:
     `rounds` timed pairs of one Keras repeat (`model.fit` goes on) and one
     reference repeat right after it, after one untimed pair. Each pair's
     ratio (reference seconds / Keras seconds: above 1, Keras trains
     faster) shares the machine's state of that moment, so drift between
-    processes and over minutes cancels out of it. `optimizer`: the
-    reference's (see `reference_trainer`)."""
-    _, ref_epoch, _, _ = reference_trainer(workload, "float32", optimizer)
+    processes and over minutes cancels out of it. `optimizer` and
+    `precision`: the reference's (see `reference_trainer`); the model's
+    are its own."""
+    _, ref_epoch, _, _ = reference_trainer(workload, precision, optimizer)
     ref_times: list[float] = []
 
     def reference_epoch() -> None:

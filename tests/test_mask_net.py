@@ -16,6 +16,7 @@ import pytest
 
 import keras_masknet
 from keras_masknet.layers import MaskNet
+from keras_masknet.layers import _utils
 from keras_masknet.reference import export_reference_weights
 from tests import numpy_paper as paper
 from tests import numpy_reference as npref
@@ -1082,3 +1083,107 @@ def test_masked_widths_before_build_needs_the_input_width():
     with pytest.raises(ValueError, match="not built yet.*input_dim"):
         net.masked_widths()
     assert net.masked_widths(6) == [6, 4]
+
+
+# ------------------------------------------------ sublayers called directly
+#
+# Inside `MaskNet.call` and `MaskBlock.call`, the blocks, the MLP and the
+# LayerNorms are called through `layer.call` where `Layer.__call__` would do
+# nothing more (`_utils.call_sublayer`): a Keras layer call costs about
+# 100 us of Python on eager PyTorch. The numbers must be those of the layer
+# calls, and whatever `__call__` adds must still happen where it applies.
+
+DIRECT_CONFIG = {**MIXED_CONFIG, "embedding_layer_norm": True}
+
+
+def _through_layer_calls(monkeypatch):
+    """Every sublayer called as a layer, as before the direct calls."""
+    monkeypatch.setattr(_utils, "_call_does_nothing_more", lambda *a: False)
+
+
+@pytest.mark.parametrize("policy", ["float32", *LOW])
+@SERIAL_PARALLEL
+def test_direct_sublayer_calls_give_the_layer_calls_numbers(
+    policy, use_parallel, monkeypatch
+):
+    keras.config.set_dtype_policy(policy)
+    net = MaskNet(**DIRECT_CONFIG, use_parallel=use_parallel)
+    x = random_fields("list", [24, 16], batch=8, seed=4)
+    net(x)  # built
+    blocks = net.mask_block_layers
+    assert all(_utils._call_does_nothing_more(b, net) for b in blocks)
+    assert _utils._call_does_nothing_more(net.mlp_layer, net)
+    start = net.get_weights()  # training moves the BatchNorm statistics
+
+    def outputs():
+        got = []
+        for training in (False, True, False):
+            out = net(x, training=training, return_masks=True)
+            got += [to_numpy(out["output"]), *map(to_numpy, out["masks"])]
+        net.set_weights(start)
+        return got
+
+    direct = outputs()
+    _through_layer_calls(monkeypatch)
+    for got, want in zip(direct, outputs(), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_an_activity_regularizer_on_a_block_still_adds_its_loss():
+    net = MaskNet(**MIXED_CONFIG, use_parallel=True)
+    x = random_fields("2-D", [40], batch=8, seed=0)
+    net(x)
+    assert not net.losses
+    block = net.mask_block_layers[1]
+    block.activity_regularizer = keras.regularizers.L1(0.5)
+    assert not _utils._call_does_nothing_more(block, net)
+    net(x, training=False)
+    assert len(net.losses) == 1
+    assert float(to_numpy(net.losses[0])) > 0
+
+
+def test_sublayers_of_another_dtype_policy_are_called_as_layers():
+    net = MaskNet(**MIXED_CONFIG)
+    net(random_fields("2-D", [40], batch=2))
+    other = keras.layers.LayerNormalization(dtype="mixed_bfloat16")
+    other.build((2, 40))
+    assert not _utils._call_does_nothing_more(other, net)
+    unbuilt = keras.layers.LayerNormalization()
+    assert not _utils._call_does_nothing_more(unbuilt, net)
+
+
+@pytest.mark.skipif(
+    not hasattr(keras, "RematScope"), reason="keras.RematScope: Keras 3.8+"
+)
+def test_rematerialized_blocks_are_called_as_layers():
+    with keras.RematScope(mode="full"):
+        net = MaskNet(**MIXED_CONFIG)
+    net.build((2, 40))
+    assert not _utils._call_does_nothing_more(net.mask_block_layers[0], net)
+    if BACKEND != "jax":  # see NOTES: jax.checkpoint traces `return_mask`
+        y = net(random_fields("2-D", [40], batch=2), training=False)
+        assert tuple(y.shape) == (2, 8)
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="PyTorch module hooks")
+def test_torch_forward_hooks_on_a_block_still_run():
+    net = MaskNet(**MIXED_CONFIG, use_parallel=True)
+    x = random_fields("2-D", [40], batch=4)
+    net(x)
+    seen = []
+    handle = net.mask_block_layers[0].register_forward_hook(
+        lambda module, args, output: seen.append(tuple(output.shape))
+    )
+    net(x, training=False)
+    handle.remove()
+    assert seen == [(4, 32)]
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="Keras distribution: JAX only")
+def test_under_a_keras_distribution_sublayers_are_called_as_layers():
+    net = MaskNet(**MIXED_CONFIG)
+    x = random_fields("2-D", [40], batch=4)
+    want = to_numpy(net(x, training=False))
+    with keras.distribution.DataParallel().scope():
+        assert not _utils._call_does_nothing_more(net.mlp_layer, net)
+        np.testing.assert_array_equal(to_numpy(net(x, training=False)), want)

@@ -61,19 +61,59 @@ def serialize_activation(activation: Any) -> Any:
     return keras.activations.serialize(activation)
 
 
-def dense(layer: Any, x: Any) -> Any:
-    """`layer(x)` for a built `keras.layers.Dense` without an activation,
-    computed with the layer's own ops on its own variables.
+def _call_does_nothing_more(layer: Any, caller: Any) -> bool:
+    """Whether `layer(...)`, from inside `caller.call`, would compute
+    exactly what `layer.call(...)` computes.
 
-    A Keras layer call costs tens of microseconds of Python on eager
-    backends (PyTorch above all), more than the product itself at serving
-    batch sizes; the calling layer has already converted the input and
-    entered the autocast scope of the same dtype policy, so the numbers are
-    those of `layer(x)`. A Dense with LoRA or quantization enabled is
-    called as a layer (its `call` handles them).
+    `Layer.__call__` converts the inputs to the layer's dtype, checks them,
+    builds the layer, resolves `training`, enters an autocast scope, applies
+    an activity regularizer, rematerialization, a distribution's output
+    layout and (on PyTorch) module hooks. Inside `caller.call`, for a built
+    sublayer of the caller's dtype policy, the inputs are converted and the
+    scope entered already; the rest applies only where checked here.
     """
-    if getattr(layer, "lora_enabled", False) or getattr(
-        layer, "quantization_mode", None
+    if not layer.built or layer.activity_regularizer is not None:
+        return False
+    if getattr(layer, "_remat_mode", None) is not None:
+        return False
+    policy = layer.dtype_policy
+    if getattr(policy, "quantization_mode", None):
+        return False
+    if policy.name != caller.dtype_policy.name:
+        return False
+    if not layer.autocast and layer.compute_dtype != layer.variable_dtype:
+        return False  # a layer that keeps float32 under mixed precision
+    if getattr(layer, "_forward_hooks", None) or getattr(
+        layer, "_forward_pre_hooks", None
+    ):
+        return False  # PyTorch module hooks run in `__call__`
+    return keras.distribution.distribution() is None
+
+
+def call_sublayer(layer: Any, caller: Any, *args: Any, **kwargs: Any) -> Any:
+    """`layer(*args, **kwargs)` for a sublayer, from inside `caller.call`.
+
+    A Keras layer call costs about 100 microseconds of Python on eager
+    PyTorch, more than a MaskBlock's products at serving batch sizes. Where
+    `Layer.__call__` would do nothing but call `layer.call` (a built
+    sublayer of the caller's dtype policy, with no activity regularizer,
+    rematerialization, distribution or module hook), this calls
+    `layer.call` directly: the same computation, the same numbers. Pass
+    `training` explicitly: no call context resolves it here.
+    """
+    if _call_does_nothing_more(layer, caller):
+        return layer.call(*args, **kwargs)
+    return layer(*args, **kwargs)
+
+
+def dense(layer: Any, x: Any, caller: Any) -> Any:
+    """`layer(x)` for a built `keras.layers.Dense` without an activation,
+    from inside `caller.call`, computed with the layer's own ops on its own
+    variables (see `call_sublayer`). A Dense with LoRA or quantization
+    enabled is called as a layer (its `call` handles them).
+    """
+    if getattr(layer, "lora_enabled", False) or not _call_does_nothing_more(
+        layer, caller
     ):
         return layer(x)
     y = ops.matmul(x, layer.kernel)

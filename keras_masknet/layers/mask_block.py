@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from keras_masknet.layers import _validation as v
+from keras_masknet.layers._utils import call_sublayer
 from keras_masknet.layers._utils import clone
 from keras_masknet.layers._utils import dense
 from keras_masknet.layers._utils import derive_initializer
@@ -380,7 +381,7 @@ class MaskBlock(keras.layers.Layer):
         # `direct`: inside `call`, where the inputs are converted and the
         # autocast scope is entered already (see `_utils.dense`).
         def apply(layer: Any, x: Any) -> Any:
-            return dense(layer, x) if direct else layer(x)
+            return dense(layer, x, self) if direct else layer(x)
 
         if self.mask_projection_dim is not None:
             mask_input = apply(self.mask_low_rank, mask_input)
@@ -397,9 +398,12 @@ class MaskBlock(keras.layers.Layer):
         if mask_input is None:
             mask_input = inputs
         self._check_call_shapes(inputs, mask_input)
-        net = self.input_norm(inputs) if self.input_layer_norm else inputs
+        net = inputs
+        if self.input_layer_norm:
+            net = call_sublayer(self.input_norm, self, inputs)
         mask = self._mask(mask_input, direct=True)
-        output = self.output_norm(dense(self.hidden, ops.multiply(net, mask)))
+        hidden = dense(self.hidden, ops.multiply(net, mask), self)
+        output = call_sublayer(self.output_norm, self, hidden)
         output = self.output_activation(output)
         if self.dropout_layer is not None:
             output = self.dropout_layer(output, training=training)

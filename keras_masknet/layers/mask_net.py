@@ -9,6 +9,7 @@ import keras
 from keras import ops
 
 from keras_masknet.layers import _validation as v
+from keras_masknet.layers._utils import call_sublayer
 from keras_masknet.layers.mask_block import LAYER_NORM_EPSILON
 from keras_masknet.layers.mask_block import MaskBlock
 from keras_masknet.layers.mlp import MLP
@@ -441,7 +442,10 @@ class MaskNet(keras.layers.Layer):
         flat, fields = self._fields(inputs)
         net_input = mask_input = flat
         if self.embedding_layer_norm:
-            normed = [norm(x) for norm, x in zip(self.embedding_norms, fields)]
+            normed = [
+                call_sublayer(norm, self, x)
+                for norm, x in zip(self.embedding_norms, fields)
+            ]
             net_input = (
                 normed[0]
                 if len(normed) == 1
@@ -453,7 +457,9 @@ class MaskNet(keras.layers.Layer):
         if self.use_parallel:
             outputs = []
             for block in self.mask_block_layers:
-                out = block(
+                out = call_sublayer(
+                    block,
+                    self,
                     net_input,
                     mask_input=mask_input,
                     training=training,
@@ -471,7 +477,9 @@ class MaskNet(keras.layers.Layer):
         else:
             net = net_input
             for block in self.mask_block_layers:
-                net = block(
+                net = call_sublayer(
+                    block,
+                    self,
                     net,
                     mask_input=mask_input,
                     training=training,
@@ -482,7 +490,7 @@ class MaskNet(keras.layers.Layer):
                     net = net["output"]
         shared_layer = net
         if self.mlp_layer is not None:
-            net = self.mlp_layer(net, training=training)
+            net = call_sublayer(self.mlp_layer, self, net, training=training)
         if not (return_shared_layer or return_masks):
             return net
         result = {"output": net}

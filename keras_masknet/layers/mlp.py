@@ -246,7 +246,7 @@ class MLP(keras.layers.Layer):
         x = inputs
         last = len(self.dense_layers) - 1
         for i, dense in enumerate(self.dense_layers):
-            x = apply_dense(dense, x)
+            x = apply_dense(dense, x, self)
             if i < last:
                 if self.batch_norm_layers:
                     x = self._batch_norm(i, x, training)
