@@ -7,6 +7,7 @@
         --precision bfloat16
     python benchmarks/probes.py bf16-gemm --framework jax
     python benchmarks/probes.py adam --workload recap
+    python benchmarks/probes.py call-overhead --framework tensorflow-xla
 
 `tf-data`: TensorFlow, paper-parallel, 20 epochs of 8 steps on NumPy arrays
 (or on a `tf.data.Dataset` with autotuning off): how many epochs start late.
@@ -24,6 +25,9 @@ float32, in GFLOP/s: PyTorch in Keras' kernel layout (`x @ w`, w of shape
 with XLA:CPU's default and with its oneDNN flags (each in a process of its
 own: `XLA_FLAGS` is read when JAX starts); TensorFlow. On a CPU with
 `avx512_bf16`/`amx_bf16` this shows which backend's bfloat16 dot uses them.
+`call-overhead`: at batch 32, one compiled call of one product and of 20
+chained ones (torch eagerly, jax, tensorflow, tensorflow-xla): the
+products' rate and each framework's fixed cost per call.
 `adam`: one Adam update of a workload's weights, Keras' Adam on the torch
 backend against `torch.optim.Adam` (for-loop, foreach, fused).
 """
@@ -242,6 +246,78 @@ def bf16_gemm(framework: str, workload: str, repeats: int) -> None:
         )
 
 
+#: `call-overhead`: products of (batch 32, width) by (width, width) per call.
+CHAIN = 20
+
+
+def call_overhead(framework: str, repeats: int) -> None:
+    """Serving at batch 32: one compiled call of 1 product and one of
+    `CHAIN` chained products, (32, 400) by (400, 400), each as a serving
+    path calls it (NumPy result out). The chain gives the products' rate;
+    one call minus a product at that rate is the framework's fixed cost
+    per call. PyTorch runs eagerly (no compiled call to pay for)."""
+    rng = np.random.default_rng(0)
+    width = 400
+    x = rng.normal(size=(32, width)).astype("float32")
+    w = (rng.normal(size=(width, width)) / width**0.5).astype("float32")
+
+    def chain(matmul: Any, a: Any, b: Any, n: int) -> Any:
+        for _ in range(n):
+            a = matmul(a, b)
+        return a
+
+    calls = {}
+    for n in (1, CHAIN):
+        if framework == "torch":
+            import torch
+
+            torch.set_num_threads(os.cpu_count() or 1)
+            tx, tw = torch.from_numpy(x), torch.from_numpy(w)
+
+            def call(n: int = n) -> Any:
+                with torch.inference_mode():
+                    return chain(torch.matmul, tx, tw, n).numpy()
+
+        elif framework == "jax":
+            import jax
+            import jax.numpy as jnp
+
+            fn = jax.jit(lambda a, b, n=n: chain(jnp.matmul, a, b, n))
+            jx, jw = jnp.asarray(x), jnp.asarray(w)
+
+            def call(fn: Any = fn) -> Any:
+                return np.asarray(fn(jx, jw))
+
+        else:
+            import tensorflow as tf
+
+            def products(count: int) -> Any:
+                return lambda a, b: chain(tf.matmul, a, b, count)
+
+            spec = [tf.TensorSpec(x.shape), tf.TensorSpec(w.shape)]
+            # Tensor arguments only: a Python argument in the signature
+            # (`n` as a default) made each call of the concrete function
+            # about 0.4 ms slower here.
+            fn = tf.function(
+                products(n), jit_compile=framework == "tensorflow-xla"
+            ).get_concrete_function(*spec)
+            fx, fw = tf.constant(x), tf.constant(w)
+
+            def call(fn: Any = fn) -> Any:
+                return fn(fx, fw).numpy()
+
+        times = worker.time_calls(call, repeats, warmup=30)
+        calls[n] = 1e6 * statistics.median(times)  # microseconds
+    per_product = calls[CHAIN] / CHAIN
+    gflops = 2 * 32 * width * width / per_product / 1e3
+    print(
+        f"{framework}: 1 product {calls[1]:6.0f} us a call, {CHAIN} chained "
+        f"{calls[CHAIN]:6.0f} us ({gflops:5.1f} GFLOP/s); fixed cost of a "
+        f"call about {calls[1] - per_product:4.0f} us",
+        flush=True,
+    )
+
+
 def optimizer(workload: str, rounds: int, precision: str) -> None:
     import keras
 
@@ -317,12 +393,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
         "probe",
-        choices=["tf-data", "gemm-layouts", "optimizer", "bf16-gemm", "adam"],
+        choices=[
+            "tf-data",
+            "gemm-layouts",
+            "optimizer",
+            "bf16-gemm",
+            "adam",
+            "call-overhead",
+        ],
     )
     parser.add_argument("--autotune", choices=["on", "off"], default="on")
     parser.add_argument(
         "--framework",
-        choices=["jax", "tensorflow", "torch"],
+        choices=["jax", "tensorflow", "tensorflow-xla", "torch"],
         default="tensorflow",
     )
     parser.add_argument("--workload", choices=WORKLOADS, default="recap")
@@ -345,6 +428,8 @@ def main() -> None:
         bf16_gemm(args.framework, args.workload, args.repeats)
     elif args.probe == "adam":
         adam_step(args.workload, args.repeats)
+    elif args.probe == "call-overhead":
+        call_overhead(args.framework, max(args.repeats, 300))
     else:
         optimizer(args.workload, args.repeats, args.precision)
 
