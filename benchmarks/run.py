@@ -12,6 +12,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -288,6 +289,48 @@ def _checked(
     if status == "NOT met":
         assert not all(ok for _, ok in counted), (target, counted)
     return target
+
+
+#: What a probe measured as the cause where a counted figure misses its
+#: target, by (target number, contender); `benchmarks/NOTES.md` has the
+#: runs. A miss without an entry is printed as "cause not measured".
+KNOWN_CAUSES = {
+    ("1", "torch"): "Keras' Adam on the torch backend: its update of "
+    "recap's 42.5 M weights took 356 ms against 90 ms for "
+    "`torch.optim.Adam` (`probes.py adam`); with SGD instead, eager "
+    "keras-masknet trained at 0.99x the reference (`probes.py optimizer`). "
+    "`jit_compile=True` fuses the update (torch-compile, shown beside).",
+    ("5", "torch"): "Keras' Adam on the torch backend: its `_foreach` ops "
+    "run out of place, a full-size temporary each (`probes.py adam`); "
+    "torch-compile, shown beside, fuses them.",
+    ("3", "torch-bf16"): "Keras' Adam again: in turns with the reference "
+    "under autocast, 0.77x with Adam and 1.01x with SGD (`probes.py "
+    "optimizer --precision bfloat16`).",
+    ("3", "jax-bf16"): "XLA:CPU runs bfloat16 dots at float32 speed, with "
+    "or without its oneDNN and XNNPACK flags (`probes.py bf16-gemm "
+    "--framework jax`); on a CPU, train JAX in float32.",
+    ("3", "tensorflow-xla-bf16"): "XLA:CPU's bfloat16 dots, as jax-bf16.",
+    ("1", "jax"): "not isolated: JAX's step runs none of this package's "
+    "Python, and XLA:CPU's flags (thunk runtime off, oneDNN) did not move "
+    "its ratio beyond the pairs' spread (benchmarks/NOTES.md).",
+}
+
+#: A counted figure that missed: "[workload/]contender ... (fails)".
+_MISS = re.compile(r"(?:^|[,;] )(?:[\w.-]+/)?([\w.-]+) [^,;]*?\(fails\)")
+
+
+def causes(target_rows: list[tuple[str, str, str]]) -> list[str]:
+    """One line per contender whose counted figure misses a target: the
+    cause a probe measured (`KNOWN_CAUSES`), or that none was."""
+    lines = []
+    for name, status, figures in target_rows:
+        number = name.split(".", 1)[0]
+        if status != "NOT met":
+            continue
+        for contender in dict.fromkeys(_MISS.findall(figures)):
+            cause = KNOWN_CAUSES.get((number, contender), "cause not measured.")
+            lines.append(f"- target {number}, {contender}: {cause}")
+    return lines
 
 
 def targets(
@@ -736,6 +779,9 @@ def markdown(doc: dict[str, Any]) -> str:
             lines.append(f"- {fw}, in the {name} process: " + ", ".join(parts))
     lines += ["", "### Targets", ""]
     lines += _table(["target", "status", "figures"], doc["targets"])
+    missed = causes(doc["targets"])
+    if missed:
+        lines += ["", "Where a target is not met, and why:", "", *missed]
     extra = [
         f"- {r['contender']} ({r['workload']}): {k} = {r[k]:.2e}"
         for r in table

@@ -349,6 +349,20 @@ def _ratio(x: float) -> str:
     return f"{x:.{digits}f}x"
 
 
+#: What a probe measured as the cause where a serving target is missed,
+#: by the target's backend ("torch-eager": Keras' eager path);
+#: `benchmarks/NOTES.md` has the runs.
+KNOWN_CAUSES = {
+    "tensorflow": "TensorFlow's fixed cost per call of a concrete function, "
+    "about 0.2 ms before any arithmetic against 0.03 ms for JAX's jitted "
+    "call and eager PyTorch (`probes.py call-overhead`), 8% of a batch-32 "
+    "call here; its products run at PyTorch's rate.",
+    "torch-eager": "Keras' Python for each op and layer call on eager "
+    "PyTorch; the layers call their own sublayers directly, the ops' "
+    "conversions remain (`benchmarks/NOTES.md`).",
+}
+
+
 def targets(table: dict[str, Any]) -> list[tuple[str, str, str]]:
     """Each target, met or not, with the figures that decide it."""
     out = []
@@ -428,6 +442,14 @@ def markdown(doc: dict[str, Any]) -> str:
     lines += ["", "| target | status | figures |", "| --- | --- | --- |"]
     for name, status, text in doc["targets"]:
         lines.append(f"| {name} | {status} | {text} |")
+    missed = []
+    for name, status, _ in doc["targets"]:
+        if status == "NOT met":
+            key = "torch-eager" if "eager" in name else name.split()[1]
+            cause = KNOWN_CAUSES.get(key, "cause not measured.")
+            missed.append(f"- {name}: {cause}")
+    if missed:
+        lines += ["", "Where a target is not met, and why:", "", *missed]
     return "\n".join(lines) + "\n"
 
 

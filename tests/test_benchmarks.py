@@ -144,6 +144,29 @@ def test_training_target_needs_every_backend_at_or_above_the_reference():
     assert status == "NOT shown" and "no figure: recap/tensorflow" in figures
 
 
+def test_each_missed_target_names_its_measured_cause_or_none():
+    results = _results(
+        reference=_figures(2.0, memory=800),
+        jax=_figures(1.9, memory=700),
+        tensorflow=_figures(2.5, memory=700),
+        torch=_figures(2.2, memory=1200),
+    )
+    found = run.targets(run.rows(results))
+    lines = run.causes(found)
+    # torch misses 1 and 5, tensorflow misses 1: one line each, in order.
+    assert [line.split(":")[0] for line in lines] == [
+        "- target 1, tensorflow",
+        "- target 1, torch",
+        "- target 5, torch",
+    ]
+    assert lines[0].endswith("cause not measured.")
+    assert "Keras' Adam" in lines[1] and "probes.py adam" in lines[1]
+    assert "Keras' Adam" in lines[2]
+    # Nothing to explain where every target is met.
+    results["tensorflow"] = results["torch"] = results["jax"]
+    assert run.causes(run.targets(run.rows(results))) == []
+
+
 def test_a_contender_without_inference_figures_renders():
     results = _results(
         reference=_figures(2.0, memory=800),
@@ -485,6 +508,9 @@ def _serving_table(**x_reference):
             "1": {"p50_ms": 1.0 / x1, "x_reference": x1},
             "32": {"p50_ms": 3.0 / x32, "x_reference": x32},
         }
+    for entry in table.values():
+        for batch in ("1", "32"):
+            entry[batch]["range_ms"] = [entry[batch]["p50_ms"]] * 2
     return table
 
 
@@ -521,6 +547,27 @@ def test_serving_targets_need_each_backend_at_both_batches():
     # A backend whose recommended path failed: not shown.
     table["jax-jit"] = {"recommended": True, "failed": "ImportError: ..."}
     assert ("serving, jax", "NOT shown", "no figures") in serving.targets(table)
+
+
+def test_a_missed_serving_target_names_its_measured_cause():
+    met = dict(torch_eager=(0.3, 0.6), torch_aoti=(2.0, 1.2))
+    met.update(jax_jit=(2.8, 1.5), tensorflow=(0.5, 0.8))
+    doc = {
+        "calls": 200,
+        "rounds": 3,
+        "date": "today",
+        "load": [0.5, 0.5],
+        "machine": {"cpu": "cpu", "cores": 2, "bf16_units": "no"},
+    }
+    for xla, why in (((1.2, 1.1), None), ((1.2, 0.9), "fixed cost per call")):
+        doc["table"] = _serving_table(**met, tensorflow_xla=xla)
+        doc["targets"] = serving.targets(doc["table"])
+        text = serving.markdown(doc)
+        assert ("not met, and why" in text) == (why is not None)
+        if why:
+            line = text.split("not met, and why:")[1].strip()
+            assert line.startswith("- serving, tensorflow (tensorflow-xla)")
+            assert why in line and "probes.py call-overhead" in line
 
 
 def test_the_committed_serving_page_matches_its_results(tmp_path, capsys):
