@@ -323,7 +323,10 @@ def optimizer(workload: str, rounds: int, precision: str) -> None:
 
     x, y = worker.data(workload, worker.STEPS[workload] * worker.BATCH)
     costs = {}
-    print(f"{workload}, {precision} (the reference: autocast in bfloat16)")
+    under = " (the reference under bfloat16 autocast)" * (
+        precision != "float32"
+    )
+    print(f"{workload}, {precision}{under}")
     for name in ("adam", "sgd"):
         model = worker.build_keras_model(workload, precision, "auto")
         if name == "sgd":

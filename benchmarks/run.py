@@ -299,7 +299,9 @@ KNOWN_CAUSES = {
     "recap's 42.5 M weights took 356 ms against 90 ms for "
     "`torch.optim.Adam` (`probes.py adam`); with SGD instead, eager "
     "keras-masknet trained at 0.99x the reference (`probes.py optimizer`). "
-    "`jit_compile=True` fuses the update (torch-compile, shown beside).",
+    "At paper-parallel Adam is a smaller share (0.94x with it, 0.96x with "
+    "SGD): the rest of that gap is not isolated. `jit_compile=True` fuses "
+    "the update (torch-compile, shown beside).",
     ("5", "torch"): "Keras' Adam on the torch backend: its `_foreach` ops "
     "run out of place, a full-size temporary each (`probes.py adam`); "
     "torch-compile, shown beside, fuses them.",
