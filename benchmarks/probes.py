@@ -359,37 +359,12 @@ def adam_step(workload: str, repeats: int) -> None:
     `probes.py optimizer` (Keras' torch Adam runs its `torch._foreach_*`
     ops out of place: full-size temporaries, one pass over memory each)."""
     os.environ["KERAS_BACKEND"] = "torch"
-    import keras
-    import torch
+    sys.path.insert(0, os.path.join(HERE, "upstream"))
+    from keras_torch_adam import compare
 
     spec = WORKLOADS[workload]
-    shapes = []
-    for i, o in dense_shapes(spec["input_dim"], spec["config"]):
-        shapes += [(i, o), (o,)]
-    rng = np.random.default_rng(0)
-    values = [rng.normal(size=s).astype("float32") for s in shapes]
-    grads = [
-        torch.from_numpy(1e-3 * rng.normal(size=s).astype("float32"))
-        for s in shapes
-    ]
-    count = sum(v.size for v in values)
-    print(f"{workload}: {len(shapes)} variables, {count / 1e6:.1f} M weights")
-    variables = [keras.Variable(v) for v in values]
-    adam = keras.optimizers.Adam(1e-4)
-    adam.build(variables)
-    keras_ms = median_ms(lambda: adam.apply(grads, variables), repeats)
-    print(f"keras.optimizers.Adam (torch backend): {keras_ms:9.1f} ms")
-    for kind in ("for-loop", "foreach", "fused"):
-        params = [torch.nn.Parameter(torch.from_numpy(v)) for v in values]
-        for param, grad in zip(params, grads):
-            param.grad = grad
-        kwargs = {"foreach": kind == "foreach", "fused": kind == "fused"}
-        opt = torch.optim.Adam(params, lr=1e-4, **kwargs)
-        ms = median_ms(opt.step, repeats)
-        print(
-            f"torch.optim.Adam ({kind}): {ms:9.1f} ms "
-            f"(Keras' {keras_ms / ms:.1f}x as long)"
-        )
+    print(f"{workload}:")
+    compare(dense_shapes(spec["input_dim"], spec["config"]), repeats)
 
 
 def main() -> None:

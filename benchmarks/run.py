@@ -301,16 +301,18 @@ KNOWN_CAUSES = {
     "keras-masknet trained at 0.99x the reference (`probes.py optimizer`). "
     "At paper-parallel Adam is a smaller share (0.94x with it, 0.96x with "
     "SGD): the rest of that gap is not isolated. `jit_compile=True` fuses "
-    "the update (torch-compile, shown beside).",
+    "the update (torch-compile, shown beside). Upstream report: "
+    "benchmarks/upstream/UPSTREAM.md.",
     ("5", "torch"): "Keras' Adam on the torch backend: its `_foreach` ops "
     "run out of place, a full-size temporary each (`probes.py adam`); "
-    "torch-compile, shown beside, fuses them.",
+    "torch-compile, shown beside, fuses them (benchmarks/upstream/).",
     ("3", "torch-bf16"): "Keras' Adam again: in turns with the reference "
     "under autocast, 0.77x with Adam and 1.01x with SGD (`probes.py "
     "optimizer --precision bfloat16`).",
     ("3", "jax-bf16"): "XLA:CPU runs bfloat16 dots at float32 speed, with "
     "or without its oneDNN and XNNPACK flags (`probes.py bf16-gemm "
-    "--framework jax`); on a CPU, train JAX in float32.",
+    "--framework jax`); on a CPU, train JAX in float32. Upstream report: "
+    "benchmarks/upstream/UPSTREAM.md.",
     ("3", "tensorflow-xla-bf16"): "XLA:CPU's bfloat16 dots, as jax-bf16.",
     ("1", "jax"): "not isolated: JAX's step runs none of this package's "
     "Python, and XLA:CPU's flags (thunk runtime off, oneDNN) did not move "
