@@ -32,6 +32,7 @@ from workloads import WORKLOADS  # noqa: E402
 from workloads import cpu_flags  # noqa: E402
 from workloads import forward_flops  # noqa: E402
 from workloads import has_bf16_units  # noqa: E402
+from workloads import shown  # noqa: E402
 from workloads import train_flops  # noqa: E402
 
 OUT_DIR = os.path.join(REPO, "docs", "benchmarks")
@@ -262,14 +263,6 @@ def _status(ok: bool, found: bool, missing: list[str]) -> str:
     return "NOT shown" if missing else "met"
 
 
-def _shown(x: float, digits: int, threshold: float) -> str:
-    """`x` with `digits` decimals, or more where that many would round it
-    onto `threshold` (0.997 is not "1.00" beside a target of 1.0)."""
-    while digits < 6 and x != threshold and round(x, digits) == threshold:
-        digits += 1
-    return f"{x:.{digits}f}"
-
-
 def _mark(text: str, passes: bool) -> str:
     """A counted figure as printed: one that misses its target says so."""
     return text if passes else f"{text} (fails)"
@@ -365,7 +358,7 @@ def targets(
             seen = True
             x, n = max(xs)
             ok &= x >= 1.0
-            judged.append((f"{workload}/{n} {_shown(x, 2, 1.0)}x", x >= 1.0))
+            judged.append((f"{workload}/{n} {shown(x, 2, 1.0)}x", x >= 1.0))
             figures.append(_mark(*judged[-1]))
     if missing:
         figures.append(f"no figure: {', '.join(missing)}")
@@ -398,7 +391,7 @@ def targets(
     if recap:
         best = max(recap, key=lambda r: r["gemm_fraction"])
         passes = best["gemm_fraction"] >= 0.9
-        share = _shown(100 * best["gemm_fraction"], 0, 90.0)
+        share = shown(100 * best["gemm_fraction"], 0, 90.0)
         text = f"{best['contender']} {share}%"
         target = (
             "2. recap: best backend >= 90% of the float32 GEMM rate",
@@ -416,8 +409,8 @@ def targets(
         x, n = max(xs)
         ok &= x >= 1.0
         diff = by[("recap", n)].get("bf16_max_abs_diff")
-        shown = _shown(x, 2, 1.0)
-        judged.append((f"{n} {shown}x (max |p - p_f32| {diff:.1e})", x >= 1))
+        ratio = shown(x, 2, 1.0)
+        judged.append((f"{n} {ratio}x (max |p - p_f32| {diff:.1e})", x >= 1))
         figures.append(_mark(*judged[-1]))
     ref16 = by.get(("recap", "reference-bf16"))
     if ref16 and "train_x" in ref16:
@@ -494,7 +487,7 @@ def targets(
         x, n = min(xs)
         ok &= x <= 1.2
         mib = by[("recap", n)]["memory_mib"]
-        judged.append((f"{n} {mib:.0f} MiB ({_shown(x, 2, 1.2)}x)", x <= 1.2))
+        judged.append((f"{n} {mib:.0f} MiB ({shown(x, 2, 1.2)}x)", x <= 1.2))
         figures.append(_mark(*judged[-1]))
     others = [
         f"{m} {by[('recap', m)]['memory_mib']:.0f} MiB "

@@ -60,6 +60,7 @@ sys.path.insert(1, REPO)
 from workloads import WORKLOADS  # noqa: E402
 from workloads import cpu_flags  # noqa: E402
 from workloads import has_bf16_units  # noqa: E402
+from workloads import shown  # noqa: E402
 
 WORKLOAD = "paper-parallel"
 BATCHES = (1, 32)
@@ -340,15 +341,6 @@ def summarize(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     return table
 
 
-def _ratio(x: float) -> str:
-    """`x` as "1.23x", with more decimals where two would round a miss or
-    a pass onto the 1.00x of the target (0.997 is not "1.00x")."""
-    digits = 2
-    while digits < 6 and x != 1.0 and round(x, digits) == 1.0:
-        digits += 1
-    return f"{x:.{digits}f}x"
-
-
 #: What a probe measured as the cause where a serving target is missed,
 #: by the target's backend ("torch-eager": Keras' eager path);
 #: `benchmarks/NOTES.md` has the runs.
@@ -388,7 +380,7 @@ def targets(table: dict[str, Any]) -> list[tuple[str, str, str]]:
             (
                 f"serving, {backend} ({best}) >= 1.0x the reference",
                 status,
-                f"b1 {_ratio(x1)}, b32 {_ratio(x32)}",
+                f"b1 {shown(x1, 2, 1.0)}x, b32 {shown(x32, 2, 1.0)}x",
             )
         )
     eager = table["torch-eager"].get("32")

@@ -256,3 +256,12 @@ def train_flops(workload: str) -> int:
 #: The dominant GEMM of `recap` (batch x input width x block width); its
 #: float32 rate is the "hardware" yardstick.
 GEMM_SHAPE = (BATCH, 2776, 1024)
+
+
+def shown(x: float, digits: int, threshold: float) -> str:
+    """`x` with `digits` decimals, or more where that many would round it
+    onto `threshold` (0.997 is not "1.00" beside a target of 1.0): the
+    bench pages' figures beside their targets."""
+    while digits < 6 and x != threshold and round(x, digits) == threshold:
+        digits += 1
+    return f"{x:.{digits}f}"

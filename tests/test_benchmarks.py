@@ -257,8 +257,8 @@ def test_every_met_is_checked_against_the_figures_it_prints():
         run._checked(("t", "NOT met", "a 1.10x"), [("a 1.10x", True)])
     with pytest.raises(AssertionError):  # a counted figure not printed
         run._checked(("t", "met", ""), [("a 1.10x", True)])
-    assert run._shown(0.997, 2, 1.0) == "0.997"  # not "1.00" beside 1.0
-    assert run._shown(1.0, 2, 1.0) == "1.00"
+    assert run.shown(0.997, 2, 1.0) == "0.997"  # not "1.00" beside 1.0
+    assert run.shown(1.0, 2, 1.0) == "1.00"
     # Target 5 prints the figure each backend counts with first; the other
     # modes come after, marked as not counted, and change nothing.
     results = _results(
