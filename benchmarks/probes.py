@@ -326,7 +326,13 @@ def optimizer(workload: str, rounds: int, precision: str) -> None:
     under = " (the reference under bfloat16 autocast)" * (
         precision != "float32"
     )
+    allocator = [
+        f"{k}={v}"
+        for k, v in sorted(os.environ.items())
+        if k.startswith("MALLOC_") or k == "LD_PRELOAD"
+    ]
     print(f"{workload}, {precision}{under}")
+    print("allocator settings: " + (" ".join(allocator) or "none"))
     for name in ("adam", "sgd"):
         model = worker.build_keras_model(workload, precision, "auto")
         if name == "sgd":

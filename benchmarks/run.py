@@ -27,6 +27,7 @@ from workloads import BATCH  # noqa: E402
 from workloads import CONTENDERS  # noqa: E402
 from workloads import DEFAULT_CONTENDERS  # noqa: E402
 from workloads import GEMM_SHAPE  # noqa: E402
+from workloads import KEEP_FREED_MEMORY  # noqa: E402
 from workloads import MEMORY_WORKLOAD  # noqa: E402
 from workloads import WORKLOADS  # noqa: E402
 from workloads import cpu_flags  # noqa: E402
@@ -39,9 +40,17 @@ OUT_DIR = os.path.join(REPO, "docs", "benchmarks")
 #: `--quick`: the small workloads, the four float32 contenders.
 QUICK_CONTENDERS = ["reference", "tensorflow", "jax", "torch"]
 QUICK_WORKLOADS = ["paper-parallel", "paper-serial"]
-#: `--paired`: the modes target 1 counts (COUNTED_MODES) and torch.compile,
-#: shown beside them, in turns with the reference.
-PAIRED_CONTENDERS = ["reference", "jax", "tensorflow", "torch", "torch-compile"]
+#: `--paired`: the modes target 1 counts (COUNTED_MODES) and, shown beside
+#: them, torch.compile and eager torch under `KEEP_FREED_MEMORY`, each in
+#: turns with the reference.
+PAIRED_CONTENDERS = [
+    "reference",
+    "jax",
+    "tensorflow",
+    "torch",
+    "torch-compile",
+    "torch-malloc",
+]
 
 
 def cpu_name() -> str:
@@ -219,14 +228,18 @@ COUNTED_MODES = {
     "jax": ["jax"],
     "torch": ["torch"],
 }
-#: Other modes, shown beside the counted ones in targets 1 and 5 but not
-#: counted: `jit_compile=True` on PyTorch (torch.compile, which
-#: docs/guide/performance.md recommends for long runs and tight memory)
-#: and on TensorFlow (XLA).
+#: Other modes and settings, shown beside the counted ones in targets 1
+#: and 5 but not counted: `jit_compile=True` on PyTorch (torch.compile,
+#: which docs/guide/performance.md recommends for long runs and tight
+#: memory) and on TensorFlow (XLA), and eager PyTorch under an allocator
+#: that keeps freed memory (`torch-malloc`, the guide's setting for eager
+#: training on a CPU).
 SHOWN_MODES = {
     "tensorflow": ["tensorflow-xla"],
-    "torch": ["torch-compile"],
+    "torch": ["torch-compile", "torch-malloc"],
 }
+#: What precedes the SHOWN_MODES' figures in a target's line.
+NOT_COUNTED = "not counted (another mode or setting): "
 
 
 def has_paired(table: list[dict[str, Any]]) -> bool:
@@ -288,20 +301,28 @@ def _checked(
 #: target, by (target number, contender); `benchmarks/NOTES.md` has the
 #: runs. A miss without an entry is printed as "cause not measured".
 KNOWN_CAUSES = {
-    ("1", "torch"): "Keras' Adam on the torch backend: its update of "
-    "recap's 42.5 M weights took 356 ms against 90 ms for "
-    "`torch.optim.Adam` (`probes.py adam`); with SGD instead, eager "
-    "keras-masknet trained at 0.99x the reference (`probes.py optimizer`). "
-    "At paper-parallel Adam is a smaller share (0.94x with it, 0.96x with "
-    "SGD): the rest of that gap is not isolated. `jit_compile=True` fuses "
-    "the update (torch-compile, shown beside). Upstream report: "
+    ("1", "torch"): "Keras' Adam on the torch backend: its `_foreach` ops "
+    "run out of place, and under glibc's default malloc each full-size "
+    "temporary is a fresh `mmap` whose pages fault in one by one: one "
+    "update of recap's 42.5 M weights took 222-247 ms and 112,000-116,000 "
+    "page faults against 77-80 ms for `torch.optim.Adam` (`probes.py "
+    "adam`); with SGD instead, eager keras-masknet trained at 0.99-1.01x "
+    "the reference (`probes.py optimizer`). torch-malloc, shown beside, "
+    "keeps freed memory (`KEEP_FREED_MEMORY`: the update 100-115 ms, no "
+    "faults; at recap 0.93-1.00x the reference in three processes against "
+    "0.82-0.89x in three without, taken in alternation: it narrows the "
+    "gap, it does not close it); `jit_compile=True` fuses the update "
+    "(torch-compile). At "
+    "paper-parallel Adam is a smaller share (0.94x with it, 0.96x with "
+    "SGD): the rest of that gap is not isolated. Upstream report: "
     "benchmarks/upstream/UPSTREAM.md.",
     ("5", "torch"): "Keras' Adam on the torch backend: its `_foreach` ops "
     "run out of place, a full-size temporary each (`probes.py adam`); "
     "torch-compile, shown beside, fuses them (benchmarks/upstream/).",
     ("3", "torch-bf16"): "Keras' Adam again: in turns with the reference "
-    "under autocast, 0.77x with Adam and 1.01x with SGD (`probes.py "
-    "optimizer --precision bfloat16`).",
+    "under autocast, 0.77-0.78x with Adam and 1.01x with SGD (`probes.py "
+    "optimizer --precision bfloat16`); with Adam under "
+    "`KEEP_FREED_MEMORY` (both), 0.96x.",
     ("3", "jax-bf16"): "XLA:CPU runs bfloat16 dots at float32 speed, with "
     "or without its oneDNN and XNNPACK flags (`probes.py bf16-gemm "
     "--framework jax`); on a CPU, train JAX in float32. Upstream report: "
@@ -371,7 +392,7 @@ def targets(
         if key in by.get((workload, n), {})
     ]
     if others:
-        figures.append("not counted (another mode): " + ", ".join(others))
+        figures.append(NOT_COUNTED + ", ".join(others))
     target = (
         "1. training >= 1.0x the reference, every backend in its default "
         "mode, every workload" + (" (paired rounds)" if paired else ""),
@@ -500,7 +521,7 @@ def targets(
     if found and missing:
         figures.append(f"no figure: {', '.join(missing)}")
     if others:
-        figures.append("not counted (another mode): " + ", ".join(others))
+        figures.append(NOT_COUNTED + ", ".join(others))
     target = (
         "5. recap memory growth <= 1.2x the reference's, every backend in "
         "its default mode",
@@ -830,6 +851,7 @@ def page(doc: dict[str, Any], paired_doc: dict[str, Any] | None = None) -> str:
     took = f"run took {m['wall_seconds']:.0f} s"
     if m.get("make_seconds") is not None:
         took += f" ({m['make_seconds']:.0f} s with `make bench`'s set-up)"
+    malloc_env = " ".join(f"{k}={v}" for k, v in KEEP_FREED_MEMORY.items())
     compile_infer = ""
     if any(
         r["contender"] == "torch-compile" and r["infer"] is None
@@ -931,11 +953,14 @@ that target 1 counts, in turns with the reference.
 - Contenders: `tensorflow` is `jit_compile="auto"`, which Keras resolves
   to no XLA on a CPU-only machine; `tensorflow-xla` is `jit_compile=True`;
   `jax` always compiles with XLA; `torch` is eager (Keras' default) and
-  `torch-compile` is `jit_compile=True` (torch.compile); `-bf16` is the
-  `mixed_bfloat16` policy.
+  `torch-compile` is `jit_compile=True` (torch.compile); `torch-malloc`
+  is eager `torch` in a process whose glibc malloc keeps freed memory
+  (`{malloc_env}`; in the paired rounds the reference runs under it
+  too); `-bf16` is the `mixed_bfloat16` policy.
   The targets count each backend's default mode, what `model.fit` gives
   without settings: `tensorflow`, `jax` and eager `torch`;
-  `torch-compile` and `tensorflow-xla` are shown beside them, not counted.
+  `torch-compile`, `torch-malloc` and `tensorflow-xla` are shown beside
+  them, not counted.
   Every "met" is checked against the counted figures printed beside it;
   a counted figure that misses says "(fails)".
 {separate}

@@ -552,6 +552,20 @@ def paired_rounds(
 # --- main -----------------------------------------------------------------
 
 
+def restart_under(env: dict[str, str]) -> None:
+    """Start this worker again, with the same arguments, in a process
+    with `env` added to its environment, unless it already has it. For
+    settings read when a process starts, such as glibc's `MALLOC_*`
+    variables: setting them in `os.environ` now would change nothing."""
+    if all(os.environ.get(k) == v for k, v in env.items()):
+        return
+    os.execve(
+        sys.executable,
+        [sys.executable, os.path.abspath(__file__), *sys.argv[1:]],
+        {**os.environ, **env},
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--contender", required=True, choices=CONTENDERS)
@@ -567,6 +581,7 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     spec = contender_spec(args.contender)
+    restart_under(spec.get("env", {}))
     workloads = [
         w
         for w in args.workloads.split(",")
@@ -578,6 +593,7 @@ def main() -> None:
     result: dict[str, Any] = {
         "contender": args.contender,
         "spec": spec,
+        "env": {k: os.environ.get(k) for k in spec.get("env", {})},
         "python": platform.python_version(),
         "workloads": {},
     }

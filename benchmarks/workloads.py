@@ -73,6 +73,16 @@ SLOW_BF16 = {
     "check_samples": 64,
 }
 
+#: glibc malloc settings (environment variables, read when a process
+#: starts) under which freed memory stays in the process for the next
+#: allocation: no `mmap` per large block, no heap trimming below 16 GiB.
+#: With glibc's defaults every full-size temporary of Keras' torch Adam
+#: is a fresh `mmap` whose pages fault in on first touch.
+KEEP_FREED_MEMORY = {
+    "MALLOC_MMAP_MAX_": "0",
+    "MALLOC_TRIM_THRESHOLD_": str(16 << 30),
+}
+
 #: Contenders: each runs in a process of its own (`worker.py`). `kind`
 #: "reference" is the PyTorch eager re-implementation of the reference
 #: (tests/reference_torch.py) with a plain training loop; "keras" is
@@ -82,7 +92,9 @@ SLOW_BF16 = {
 #: repeats, instead of the worker's per-workload default), `max_repeats`,
 #: `inference` (False: no inference at batch 1024), `check_samples` (of the
 #: bfloat16-vs-float32 check, default 256) and `without_bf16_units` (those
-#: settings on a CPU without bfloat16 units; see `contender_spec`).
+#: settings on a CPU without bfloat16 units; see `contender_spec`) and
+#: `env` (environment variables of its process: the reference it trains
+#: in turns with, `--paired`, runs under them too).
 CONTENDERS: dict[str, dict[str, Any]] = {
     "reference": {"kind": "reference", "precision": "float32"},
     "reference-bf16": {
@@ -117,6 +129,17 @@ CONTENDERS: dict[str, dict[str, Any]] = {
         # so the second step finds them set and torch.compile compiles the
         # step again (tens of seconds): both compiles are warm-up.
         "warmup": 2,
+    },
+    # Eager torch in a process whose allocator keeps freed memory, a
+    # setting a user makes without changing a line of code: shown beside
+    # the defaults, not counted.
+    "torch-malloc": {
+        "kind": "keras",
+        "backend": "torch",
+        "jit": "auto",
+        "env": KEEP_FREED_MEMORY,
+        "latency": False,
+        "inference": False,
     },
     "tensorflow-bf16": {
         "kind": "keras",

@@ -10,15 +10,23 @@ and gradients.
 
     KERAS_BACKEND=torch python benchmarks/upstream/keras_torch_adam.py
 
+and again with glibc's malloc keeping freed memory (no fresh `mmap`, whose
+pages fault in one by one, for each large temporary):
+
+    MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=17179869184 \
+        KERAS_BACKEND=torch python benchmarks/upstream/keras_torch_adam.py
+
 Expected: Keras' update near `torch.optim.Adam`'s (foreach: Keras' torch
 Adam calls `torch._foreach_*` too). Measured on a 2-core AMD EPYC (see
-UPSTREAM.md): 3.6-3.9x the for-loop's time, 14-18x the fused one's, and a
+UPSTREAM.md): 3.6-4.3x the for-loop's time, 14-18x the fused one's, and a
 full-size temporary per `_foreach` op out of place (training's memory grows
-1.4-1.5x the reference's).
+1.4-1.5x the reference's); most of the time goes to the page faults of
+those temporaries (the second command).
 """
 
 import argparse
 import os
+import resource
 import statistics
 import time
 
@@ -37,14 +45,18 @@ DENSE = [(2776, 1024), (1024, 2776), (2776, 1024)] * 4 + [
 
 
 def median_ms(fn, repeats):
+    """The median time of `fn()` in ms, and the minor page faults (pages
+    the kernel had to map on first touch) of one call, on average."""
     fn()
     fn()
     times = []
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+    return 1e3 * statistics.median(times), faults / repeats
 
 
 def compare(dense, repeats):
@@ -66,8 +78,11 @@ def compare(dense, repeats):
     variables = [keras.Variable(v) for v in values]
     adam = keras.optimizers.Adam(1e-4)
     adam.build(variables)
-    keras_ms = median_ms(lambda: adam.apply(grads, variables), repeats)
-    print(f"keras.optimizers.Adam.apply: {keras_ms:8.1f} ms")
+    keras_ms, faults = median_ms(lambda: adam.apply(grads, variables), repeats)
+    print(
+        f"keras.optimizers.Adam.apply: {keras_ms:8.1f} ms, "
+        f"{faults:9,.0f} page faults"
+    )
     for kind in ("for-loop", "foreach", "fused"):
         params = [torch.nn.Parameter(torch.from_numpy(v)) for v in values]
         for param, grad in zip(params, grads):
@@ -75,10 +90,10 @@ def compare(dense, repeats):
         opt = torch.optim.Adam(
             params, lr=1e-4, foreach=kind == "foreach", fused=kind == "fused"
         )
-        ms = median_ms(opt.step, repeats)
+        ms, faults = median_ms(opt.step, repeats)
         print(
-            f"torch.optim.Adam ({kind:8}): {ms:8.1f} ms "
-            f"(Keras' takes {keras_ms / ms:.1f}x as long)"
+            f"torch.optim.Adam ({kind:8}): {ms:8.1f} ms, {faults:9,.0f} "
+            f"page faults (Keras' takes {keras_ms / ms:.1f}x as long)"
         )
 
 
