@@ -8,6 +8,7 @@
     python benchmarks/probes.py bf16-gemm --framework jax
     python benchmarks/probes.py adam --workload recap
     python benchmarks/probes.py call-overhead --framework tensorflow-xla
+    KERAS_BACKEND=torch python benchmarks/probes.py fit-overhead
 
 `tf-data`: TensorFlow, paper-parallel, 20 epochs of 8 steps on NumPy arrays
 (or on a `tf.data.Dataset` with autotuning off): how many epochs start late.
@@ -30,6 +31,8 @@ chained ones (torch eagerly, jax, tensorflow, tensorflow-xla): the
 products' rate and each framework's fixed cost per call.
 `adam`: one Adam update of a workload's weights, Keras' Adam on the torch
 backend against `torch.optim.Adam` (for-loop, foreach, fused).
+`fit-overhead`: `model.fit`'s own cost per step on the current backend (a
+one-Dense model, batch 1024) against a plain PyTorch loop's.
 """
 
 import argparse
@@ -373,6 +376,56 @@ def adam_step(workload: str, repeats: int) -> None:
     compare(dense_shapes(spec["input_dim"], spec["config"]), repeats)
 
 
+def fit_overhead(steps: int, rounds: int) -> None:
+    """What `model.fit` costs per step beyond the model: a one-Dense
+    model (390 inputs, sigmoid, Adam, batch 1024, the paper workloads'
+    input width) trained by `fit` on NumPy arrays on the current backend,
+    against the same model in a plain PyTorch loop on tensor slices, the
+    loop the reference trains with. Both steps' arithmetic is a few
+    hundred microseconds: the rest is each loop's own cost."""
+    import keras
+    import torch
+
+    batch, width = worker.BATCH, 390
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(batch * steps, width)).astype("float32")
+    y = (x[:, :1] > 0).astype("float32")
+    inputs = keras.Input((width,))
+    model = keras.Model(
+        inputs, keras.layers.Dense(1, activation="sigmoid")(inputs)
+    )
+    model.compile(keras.optimizers.Adam(1e-4), "binary_crossentropy")
+    torch.manual_seed(0)
+    plain = torch.nn.Sequential(torch.nn.Linear(width, 1), torch.nn.Sigmoid())
+    opt = torch.optim.Adam(plain.parameters(), lr=1e-4)
+    loss_fn = torch.nn.BCELoss()
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+
+    def keras_epoch() -> None:
+        model.fit(x, y, batch_size=batch, epochs=1, verbose=0, shuffle=False)
+
+    def plain_epoch() -> None:
+        for i in range(steps):
+            part = slice(i * batch, (i + 1) * batch)
+            opt.zero_grad()
+            loss_fn(plain(tx[part]), ty[part]).backward()
+            opt.step()
+
+    ours, theirs = [], []
+    for _ in range(rounds + 1):  # the first round warms up
+        for fn, times in ((keras_epoch, ours), (plain_epoch, theirs)):
+            start = time.perf_counter()
+            fn()
+            times.append(1e3 * (time.perf_counter() - start) / steps)
+    print(
+        f"{keras.backend.backend()}: model.fit "
+        f"{statistics.median(ours[1:]):.2f} ms a step, a plain PyTorch loop "
+        f"{statistics.median(theirs[1:]):.2f} ms (one Dense on {width} "
+        f"inputs, batch {batch}, {steps} steps an epoch, median of "
+        f"{rounds} epochs each, in turns)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
@@ -384,6 +437,7 @@ def main() -> None:
             "bf16-gemm",
             "adam",
             "call-overhead",
+            "fit-overhead",
         ],
     )
     parser.add_argument("--autotune", choices=["on", "off"], default="on")
@@ -414,6 +468,8 @@ def main() -> None:
         adam_step(args.workload, args.repeats)
     elif args.probe == "call-overhead":
         call_overhead(args.framework, max(args.repeats, 300))
+    elif args.probe == "fit-overhead":
+        fit_overhead(64, args.repeats)
     else:
         optimizer(args.workload, args.repeats, args.precision)
 

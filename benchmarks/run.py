@@ -314,7 +314,10 @@ KNOWN_CAUSES = {
     "gap, it does not close it); `jit_compile=True` fuses the update "
     "(torch-compile). At "
     "paper-parallel Adam is a smaller share (0.94x with it, 0.96x with "
-    "SGD): the rest of that gap is not isolated. Upstream report: "
+    "SGD), and Keras' torch `fit` costs about 2 ms a step more than a "
+    "plain PyTorch loop (`probes.py fit-overhead`: a one-Dense model, "
+    "2.4-3.0 against 0.56-0.58 ms), under 2% of a 121 ms step: the rest "
+    "of that gap is not isolated. Upstream report: "
     "benchmarks/upstream/UPSTREAM.md.",
     ("5", "torch"): "Keras' Adam on the torch backend: its `_foreach` ops "
     "run out of place, a full-size temporary each (`probes.py adam`); "
