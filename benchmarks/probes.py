@@ -9,6 +9,7 @@
     python benchmarks/probes.py adam --workload recap
     python benchmarks/probes.py call-overhead --framework tensorflow-xla
     KERAS_BACKEND=torch python benchmarks/probes.py fit-overhead
+    python benchmarks/probes.py jax-step --workload paper-parallel
 
 `tf-data`: TensorFlow, paper-parallel, 20 epochs of 8 steps on NumPy arrays
 (or on a `tf.data.Dataset` with autotuning off): how many epochs start late.
@@ -32,7 +33,9 @@ products' rate and each framework's fixed cost per call.
 `adam`: one Adam update of a workload's weights, Keras' Adam on the torch
 backend against `torch.optim.Adam` (for-loop, foreach, fused).
 `fit-overhead`: `model.fit`'s own cost per step on the current backend (a
-one-Dense model, batch 1024) against a plain PyTorch loop's.
+one-Dense model, batch 1024) against a plain PyTorch loop's. `jax-step`:
+JAX's compiled training step without `fit`, in turns with the reference's,
+and XLA:CPU's column sums (bias gradients) against PyTorch's.
 """
 
 import argparse
@@ -426,6 +429,92 @@ def fit_overhead(steps: int, rounds: int) -> None:
     )
 
 
+def jax_step(workload: str, rounds: int) -> None:
+    """JAX's compiled training step alone, without `fit`: a jitted step
+    of `stateless_call`, the loss's gradient and `Adam.stateless_apply`
+    (what Keras' JAX trainer compiles), in turns with the reference's
+    step, 8 steps of 1024 a turn; then the column sums of a bias
+    gradient, jitted, against PyTorch's."""
+    os.environ["KERAS_BACKEND"] = "jax"
+    import jax
+    import jax.numpy as jnp
+    import keras
+    import torch
+
+    model = worker.build_keras_model(workload, "float32", "auto")
+    optimizer = model.optimizer
+    optimizer.build(model.trainable_variables)
+    bce = keras.losses.BinaryCrossentropy()
+
+    def loss_fn(tv: Any, ntv: Any, xb: Any, yb: Any) -> Any:
+        pred, ntv = model.stateless_call(tv, ntv, xb, training=True)
+        return bce(yb, pred), ntv
+
+    @jax.jit
+    def step(tv: Any, ntv: Any, ov: Any, xb: Any, yb: Any) -> Any:
+        grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+        (loss, ntv), grads = grad_fn(tv, ntv, xb, yb)
+        tv, ov = optimizer.stateless_apply(ov, grads, tv)
+        return tv, ntv, ov, loss
+
+    x, y = worker.data(workload, worker.BATCH)
+    state = [
+        [v.value for v in model.trainable_variables],
+        [v.value for v in model.non_trainable_variables],
+        [v.value for v in optimizer.variables],
+    ]
+    jx, jy = jnp.asarray(x), jnp.asarray(y)
+
+    def ours() -> None:
+        tv, ntv, ov, loss = step(*state, jx, jy)
+        state[:] = [tv, ntv, ov]
+        loss.block_until_ready()
+
+    ref, _, _, _ = worker.reference_trainer(workload, "float32")
+    ref_opt = torch.optim.Adam(ref.parameters(), lr=1e-4)
+    ref_loss = torch.nn.BCELoss()
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+
+    def theirs() -> None:
+        ref_opt.zero_grad()
+        ref_loss(ref(tx), ty).backward()
+        ref_opt.step()
+
+    ratios = []
+    for turn in range(rounds + 1):  # the first turn compiles and warms up
+        times = []
+        for fn in (ours, theirs):
+            start = time.perf_counter()
+            for _ in range(8):
+                fn()
+            times.append((time.perf_counter() - start) / 8)
+        if turn:
+            ratios.append(times[1] / times[0])
+            print(
+                f"jax step {1e3 * times[0]:.1f} ms, the reference "
+                f"{1e3 * times[1]:.1f} ms ({ratios[-1]:.3f}x)"
+            )
+    print(f"{workload}: median {statistics.median(ratios):.3f}x the reference")
+    rng = np.random.default_rng(0)
+    for width in sorted(
+        {
+            o
+            for _, o in dense_shapes(
+                WORKLOADS[workload]["input_dim"], WORKLOADS[workload]["config"]
+            )
+            if o > 1
+        }
+    ):
+        g = rng.random((worker.BATCH, width), dtype="float32")
+        colsum = jax.jit(lambda a: a.sum(0))
+        jg, tg = jnp.asarray(g), torch.from_numpy(g)
+        print(
+            f"column sum of ({worker.BATCH}, {width}): jax "
+            f"{1e3 * median_ms(lambda: colsum(jg).block_until_ready(), 50):.0f}"
+            f" us, torch {1e3 * median_ms(lambda: tg.sum(0), 50):.0f} us"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
@@ -438,6 +527,7 @@ def main() -> None:
             "adam",
             "call-overhead",
             "fit-overhead",
+            "jax-step",
         ],
     )
     parser.add_argument("--autotune", choices=["on", "off"], default="on")
@@ -470,6 +560,8 @@ def main() -> None:
         call_overhead(args.framework, max(args.repeats, 300))
     elif args.probe == "fit-overhead":
         fit_overhead(64, args.repeats)
+    elif args.probe == "jax-step":
+        jax_step(args.workload, args.repeats)
     else:
         optimizer(args.workload, args.repeats, args.precision)
 

@@ -331,9 +331,15 @@ KNOWN_CAUSES = {
     "--framework jax`); on a CPU, train JAX in float32. Upstream report: "
     "benchmarks/upstream/UPSTREAM.md.",
     ("3", "tensorflow-xla-bf16"): "XLA:CPU's bfloat16 dots, as jax-bf16.",
-    ("1", "jax"): "not isolated: JAX's step runs none of this package's "
-    "Python, and XLA:CPU's flags (thunk runtime off, oneDNN) did not move "
-    "its ratio beyond the pairs' spread (benchmarks/NOTES.md).",
+    ("1", "jax"): "a tie within the pairs' spread, not a gap the layers "
+    "make: JAX's compiled training step alone, without `fit`, ran at "
+    "0.98-1.00x the reference at paper-parallel and 1.01x at paper-serial "
+    "(`probes.py jax-step`, 7 turns each); its products are level with "
+    "PyTorch's (`probes.py gemm-layouts`: 34 / 34 / 35 ms a step in both); "
+    "XLA:CPU's column sums (the bias gradients) take 80-180 us against "
+    "13-35 us in PyTorch; `fit` adds 0.4 ms a step (`probes.py "
+    "fit-overhead`). XLA:CPU's flags (thunk runtime off, oneDNN) did not "
+    "move the ratio (benchmarks/NOTES.md).",
 }
 
 #: A counted figure that missed: "[workload/]contender ... (fails)".
