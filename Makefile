@@ -125,8 +125,9 @@ bench-serving: install
 	$(PY) benchmarks/serving.py --out-dir docs/benchmarks $(SERVING_ARGS)
 
 ## bench-paired: also trains each counted mode in turns with the reference,
-## in its own process (7 rounds): the ratios target 1 counts, with the
-## machine's drift cancelled; about 12 minutes; writes docs/benchmarks/paired/
+## in its own process (7 rounds): the ratios targets 1 and 3 (bfloat16, on
+## a CPU with bfloat16 units) count, with the machine's drift cancelled;
+## about 12 minutes; writes docs/benchmarks/paired/
 bench-paired: install
 	$(PY) -m pip install -q -r benchmarks/requirements.txt
 	$(PY) benchmarks/run.py --paired 7 --budget 1500 \

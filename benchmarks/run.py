@@ -42,7 +42,9 @@ QUICK_CONTENDERS = ["reference", "tensorflow", "jax", "torch"]
 QUICK_WORKLOADS = ["paper-parallel", "paper-serial"]
 #: `--paired`: the modes target 1 counts (COUNTED_MODES) and, shown beside
 #: them, torch.compile and eager torch under `KEEP_FREED_MEMORY`, each in
-#: turns with the reference.
+#: turns with the reference; on a CPU with bfloat16 units, target 3's
+#: contenders too, in turns with the reference under autocast
+#: (PAIRED_BF16_CONTENDERS).
 PAIRED_CONTENDERS = [
     "reference",
     "jax",
@@ -50,6 +52,13 @@ PAIRED_CONTENDERS = [
     "torch",
     "torch-compile",
     "torch-malloc",
+]
+PAIRED_BF16_CONTENDERS = [
+    "reference-bf16",
+    "jax-bf16",
+    "tensorflow-bf16",
+    "torch-bf16",
+    "torch-malloc-bf16",
 ]
 
 
@@ -325,12 +334,11 @@ KNOWN_CAUSES = {
     ("3", "torch-bf16"): "Keras' Adam again: in turns with the reference "
     "under autocast, 0.77-0.78x with Adam and 1.01x with SGD (`probes.py "
     "optimizer --precision bfloat16`); with Adam under "
-    "`KEEP_FREED_MEMORY` (both), 0.96x.",
+    "`KEEP_FREED_MEMORY` (both), 0.96x (torch-malloc-bf16, shown beside).",
     ("3", "jax-bf16"): "XLA:CPU runs bfloat16 dots at float32 speed, with "
     "or without its oneDNN and XNNPACK flags (`probes.py bf16-gemm "
     "--framework jax`); on a CPU, train JAX in float32. Upstream report: "
     "benchmarks/upstream/UPSTREAM.md.",
-    ("3", "tensorflow-xla-bf16"): "XLA:CPU's bfloat16 dots, as jax-bf16.",
     ("1", "jax"): "a tie within the pairs' spread, not a gap the layers "
     "make: JAX's compiled training step alone, without `fit`, ran at "
     "0.98-1.00x the reference at paper-parallel and 1.01x at paper-serial "
@@ -431,8 +439,15 @@ def targets(
         out.append(_checked(target, [(text, passes)]))
     else:
         out.append(("2. recap GEMM fraction", "not measured", ""))
-    # 3. mixed_bfloat16: every backend >= the reference under autocast.
-    found, missing = _by_backend(by, "recap", "train_x", suffix="-bf16")
+    # 3. mixed_bfloat16: every backend >= the reference under autocast;
+    # with paired rounds in bfloat16, those ratios count instead.
+    paired16 = any(
+        "train_x_paired" in by.get(("recap", n + "-bf16"), {})
+        for names in COUNTED_MODES.values()
+        for n in names
+    )
+    key16 = "train_x_paired" if paired16 else "train_x"
+    found, missing = _by_backend(by, "recap", key16, suffix="-bf16")
     figures, ok = [], True
     judged = []
     for xs in found.values():
@@ -447,10 +462,18 @@ def targets(
         figures.append(
             f"reference-bf16 vs reference f32: {ref16['train_x']:.2f}x"
         )
+    others = [
+        f"{n}-bf16 {by[('recap', n + '-bf16')][key16]:.2f}x"
+        for names in SHOWN_MODES.values()
+        for n in names
+        if key16 in by.get(("recap", n + "-bf16"), {})
+    ]
+    if others:
+        figures.append(NOT_COUNTED + ", ".join(others))
     status = _status(ok, bool(found), missing)
     if found and missing:
         figures.append(f"no bfloat16 figure: {', '.join(missing)}")
-    if ref16 is None:
+    if ref16 is None and not paired16:
         # The ratios above are then against the float32 reference.
         status = "not measured: no reference-bf16 figure"
         figures = [f.replace("x (", "x the f32 reference (") for f in figures]
@@ -473,7 +496,8 @@ def targets(
                     f"{f32['contender']} in float32"
                 )
     target = (
-        "3. recap, mixed_bfloat16: every backend >= reference-bf16",
+        "3. recap, mixed_bfloat16: every backend >= reference-bf16"
+        + (" (paired rounds)" if paired16 else ""),
         status,
         "; ".join(figures),
     )
@@ -551,7 +575,7 @@ BACKEND_COLOURS = {
     "jax": "#3949ab",
     "torch": "#c62828",
 }
-MODE_HATCHES = {"compile": "//", "xla": "..", "fused": "xx"}
+MODE_HATCHES = {"compile": "//", "xla": "..", "fused": "xx", "malloc": "\\\\"}
 
 
 def fmt(value: Any, spec: str = ".0f") -> str:
@@ -824,14 +848,17 @@ def markdown(doc: dict[str, Any]) -> str:
 
 
 PAIRED_METHOD = """\
-Each float32 keras-masknet contender trains in turns with the float32
-reference in its own process (`make bench-paired`, `run.py --paired`): one
-Keras repeat (the next steps of the same `fit` epoch), then one reference
-repeat, `n` times after an untimed pair. A pair's ratio is the reference's
-seconds over Keras' (above 1, keras-masknet trains faster); the figure is
-the median of the pairs' ratios, and the bars and brackets span the lowest
-to the highest pair. The machine's drift between processes and over
-minutes cancels out of each pair, so target 1 counts these ratios."""
+Each keras-masknet contender trains in turns with the reference in its
+own process (`make bench-paired`, `run.py --paired`): one Keras repeat
+(the next steps of the same `fit` epoch), then one reference repeat, `n`
+times after an untimed pair. The `-bf16` rows (`mixed_bfloat16`, on a CPU
+with bfloat16 units only) pair with the reference under bfloat16
+autocast, the others with the float32 reference. A pair's ratio is the
+reference's seconds over Keras' (above 1, keras-masknet trains faster);
+the figure is the median of the pairs' ratios, and the bars and brackets
+span the lowest to the highest pair. The machine's drift between
+processes and over minutes cancels out of each pair, so targets 1 and 3
+count these ratios."""
 
 
 def _lead(paired_doc: dict[str, Any], chart_path: str, more: str) -> str:
@@ -872,9 +899,9 @@ def page(doc: dict[str, Any], paired_doc: dict[str, Any] | None = None) -> str:
     if is_paired:
         title = "Training in turns with the reference"
         intro = """\
-The figures of `make bench-paired`: the training ratios that target 1
-counts, measured in turns with the reference, then every other figure of
-the same run. The main benchmark page is [Benchmarks](../index.md)."""
+The figures of `make bench-paired`: the training ratios that targets 1
+and 3 count, measured in turns with the reference, then every other
+figure of the same run. The main benchmark page is [Benchmarks](../index.md)."""
         lead = _lead(doc, "chart.png", "")
         run_name = "make bench-paired"
         separate = """\
@@ -902,7 +929,7 @@ tried, is in `benchmarks/NOTES.md` in the repository."""
 ## Training speed against the reference
 
 No paired figures yet: `make bench-paired` measures the training ratios
-that target 1 counts, in turns with the reference.
+that targets 1 and 3 count, in turns with the reference.
 """
         separate = """\
 - `x ref` (training): from separate processes, the reference's and each
@@ -1073,7 +1100,7 @@ def chart(doc: dict[str, Any], path: str) -> None:
         fontsize=8,
         ncol=len(names),
         loc="upper center",
-        title="colour: backend; hatch: mode",
+        title="colour: backend; hatch: mode or setting",
         title_fontsize=7,
     )
     fig.tight_layout()
@@ -1170,10 +1197,13 @@ def main() -> None:
         type=int,
         default=0,
         metavar="ROUNDS",
-        help="also train each float32 keras-masknet contender in ROUNDS "
-        "turns with the float32 reference, in its own process; target 1 "
-        "then counts those ratios. Default contenders: "
+        help="also train each keras-masknet contender in ROUNDS turns with "
+        "the reference in its precision (bfloat16: under autocast, on a CPU "
+        "with bfloat16 units only), in its own process; targets 1 and 3 "
+        "then count those ratios. Default contenders: "
         + ",".join(PAIRED_CONTENDERS)
+        + ", and on a CPU with bfloat16 units "
+        + ",".join(PAIRED_BF16_CONTENDERS)
         + " (`make bench-paired`: 7 rounds, docs/benchmarks/paired/)",
     )
     parser.add_argument("--out-dir", default=OUT_DIR)
@@ -1191,6 +1221,8 @@ def main() -> None:
         parser.error(f"--paired must be >= 0. Received: {args.paired}")
     if args.paired:
         contenders = list(PAIRED_CONTENDERS)
+        if has_bf16_units():
+            contenders += PAIRED_BF16_CONTENDERS
     if args.quick:
         workloads, contenders, repeats = QUICK_WORKLOADS, QUICK_CONTENDERS, 3
     if args.workloads:

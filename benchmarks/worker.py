@@ -29,6 +29,7 @@ from workloads import GEMM_SHAPE  # noqa: E402
 from workloads import MEMORY_WORKLOAD  # noqa: E402
 from workloads import WORKLOADS  # noqa: E402
 from workloads import contender_spec  # noqa: E402
+from workloads import has_bf16_units  # noqa: E402
 
 #: Timed batches per repeat: a `recap` step takes seconds on a small CPU.
 STEPS = {"recap": 1, "paper-parallel": 8, "paper-serial": 8}
@@ -506,7 +507,10 @@ def run_keras(
         )
         result["bf16_max_abs_diff"] = float(np.max(np.abs(low - high)))
     if paired:
-        result["paired"] = paired_rounds(model, workload, x, y, paired)
+        # In bfloat16 the reference trains under autocast.
+        result["paired"] = paired_rounds(
+            model, workload, x, y, paired, precision=precision
+        )
     return result
 
 
@@ -575,8 +579,9 @@ def main() -> None:
         "--paired",
         type=int,
         default=0,
-        help="rounds of training paired with the float32 reference in this "
-        "process (float32 keras-masknet contenders only; 0: none)",
+        help="rounds of training paired with the reference in this process, "
+        "in the contender's precision (bfloat16: the reference under "
+        "autocast, on a CPU with bfloat16 units only; 0: none)",
     )
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
@@ -606,6 +611,9 @@ def main() -> None:
     }
     start = time.perf_counter()
     plain = spec.get("precision", "float32") == "float32"
+    # Paired rounds in bfloat16 only where the reference's autocast step
+    # takes seconds: on a CPU without bfloat16 units it takes minutes.
+    fast_bf16 = not plain and has_bf16_units()
     if plain and spec.get("jit") is not True:
         frameworks = [backend] + (["numpy"] if backend == "torch" else [])
         result["gemm"] = {fw: gemm_rates(fw, args.repeats) for fw in frameworks}
@@ -627,7 +635,7 @@ def main() -> None:
                 spec["jit"],
                 spec.get("precision", "float32"),
                 **common,
-                paired=args.paired if plain else 0,
+                paired=args.paired if plain or fast_bf16 else 0,
             )
         res["wall_seconds"] = time.perf_counter() - t0
         result["workloads"][workload] = res

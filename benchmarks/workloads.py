@@ -141,6 +141,18 @@ CONTENDERS: dict[str, dict[str, Any]] = {
         "latency": False,
         "inference": False,
     },
+    # torch-malloc under `mixed_bfloat16`: shown beside, not counted.
+    "torch-malloc-bf16": {
+        "kind": "keras",
+        "latency": False,
+        "inference": False,
+        "backend": "torch",
+        "jit": "auto",
+        "precision": "bfloat16",
+        "env": KEEP_FREED_MEMORY,
+        "workloads": ["recap"],
+        "without_bf16_units": SLOW_BF16,
+    },
     "tensorflow-bf16": {
         "kind": "keras",
         "latency": False,

@@ -439,6 +439,40 @@ def test_paired_ratios_count_for_the_training_target_when_measured():
     assert "paired" not in run.markdown(doc)
 
 
+def test_paired_bf16_ratios_count_for_the_bf16_target_when_measured():
+    # Separate processes put tensorflow-bf16 ahead of reference-bf16; in
+    # turns with the reference under autocast it is behind: the paired
+    # ratios decide, and torch-malloc-bf16 is shown, not counted.
+    def bf16(seconds, ratios):
+        return _figures(seconds, bf16_max_abs_diff=1e-4, paired=_paired(ratios))
+
+    results = _results(
+        reference=_figures(2.0),
+        **{
+            "reference-bf16": _figures(1.0),
+            "jax-bf16": bf16(0.9, [1.1, 1.2, 1.0]),
+            "tensorflow-bf16": bf16(0.9, [0.96, 0.98, 0.97]),
+            "torch-bf16": bf16(0.9, [1.0, 1.02, 1.01]),
+            "torch-malloc-bf16": bf16(0.9, [0.5, 0.6, 0.55]),
+        },
+    )
+    name, status, figures = _target(results, 3)
+    assert name.endswith("(paired rounds)")
+    assert status == "NOT met", figures
+    assert "tensorflow-bf16 0.97x (max |p - p_f32| 1.0e-04) (fails)" in figures
+    assert "jax-bf16 1.10x" in figures and "torch-bf16 1.01x" in figures
+    counted, others = figures.split("not counted (another mode or setting): ")
+    assert "torch-malloc-bf16 0.55x" in others
+    assert "torch-malloc-bf16" not in counted
+    # The float32 target is not changed by the bfloat16 pairs.
+    assert "bf16" not in _target(results, 1)[2]
+    # Without paired figures: the separate processes' ratios, 1.11x each.
+    for name in ("jax-bf16", "tensorflow-bf16", "torch-bf16"):
+        del results[name]["workloads"]["recap"]["paired"]
+    name, status, figures = _target(results, 3)
+    assert status == "met" and not name.endswith("(paired rounds)")
+
+
 @pytest.fixture
 def tiny_workload(monkeypatch):
     """A MaskNet small enough to train in a moment, 2 steps a repeat."""
@@ -459,7 +493,9 @@ def tiny_workload(monkeypatch):
     return name
 
 
-def test_the_worker_times_repeats_and_pairs_with_the_reference(tiny_workload):
+def test_the_worker_times_repeats_and_pairs_with_the_reference(
+    tiny_workload, monkeypatch
+):
     import keras
 
     def run(**kwargs):
@@ -496,6 +532,24 @@ def test_the_worker_times_repeats_and_pairs_with_the_reference(tiny_workload):
     res = run(repeats=1, warmup=0)
     assert res["warmup_seconds"] == [] and len(res["train"]["seconds"]) == 1
     assert res["memory"]["growth_mib"] >= 0 and "paired" not in res
+    # In bfloat16 the reference it pairs with trains under autocast.
+    seen = []
+    monkeypatch.setattr(
+        worker, "paired_rounds", lambda *a, **kw: seen.append(kw) or {}
+    )
+    worker.run_keras(
+        tiny_workload,
+        keras.backend.backend(),
+        "auto",
+        "bfloat16",
+        repeats=1,
+        warmup=0,
+        do_latency=False,
+        do_inference=False,
+        check_samples=8,
+        paired=1,
+    )
+    assert seen == [{"precision": "bfloat16"}]
 
 
 def test_the_step_timer_leaves_out_what_runs_between_repeats(monkeypatch):
