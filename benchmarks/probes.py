@@ -59,6 +59,22 @@ def median_ms(fn: Any, repeats: int) -> float:
     return 1e3 * statistics.median(worker.time_calls(fn, repeats, warmup=2))
 
 
+def in_turns(fns: list[Any], rounds: int, calls: int = 1) -> list[list[float]]:
+    """`fns` in turns, one after another, `calls` calls of each a turn,
+    `rounds` timed turns after an untimed one: per fn, the seconds of one
+    call in each timed turn. Neighbours in a turn share the machine's
+    state, so their ratio cancels its drift."""
+    times: list[list[float]] = [[] for _ in fns]
+    for turn in range(rounds + 1):
+        for fn, out in zip(fns, times):
+            start = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            if turn:
+                out.append((time.perf_counter() - start) / calls)
+    return times
+
+
 def tf_data(autotune: bool) -> None:
     os.environ["KERAS_BACKEND"] = "tensorflow"
     import tensorflow as tf
@@ -414,16 +430,14 @@ def fit_overhead(steps: int, rounds: int) -> None:
             loss_fn(plain(tx[part]), ty[part]).backward()
             opt.step()
 
-    ours, theirs = [], []
-    for _ in range(rounds + 1):  # the first round warms up
-        for fn, times in ((keras_epoch, ours), (plain_epoch, theirs)):
-            start = time.perf_counter()
-            fn()
-            times.append(1e3 * (time.perf_counter() - start) / steps)
+    ours, theirs = (
+        1e3 * statistics.median(epochs) / steps
+        for epochs in in_turns([keras_epoch, plain_epoch], rounds)
+    )
     print(
         f"{keras.backend.backend()}: model.fit "
-        f"{statistics.median(ours[1:]):.2f} ms a step, a plain PyTorch loop "
-        f"{statistics.median(theirs[1:]):.2f} ms (one Dense on {width} "
+        f"{ours:.2f} ms a step, a plain PyTorch loop "
+        f"{theirs:.2f} ms (one Dense on {width} "
         f"inputs, batch {batch}, {steps} steps an epoch, median of "
         f"{rounds} epochs each, in turns)"
     )
@@ -441,6 +455,7 @@ def jax_step(workload: str, rounds: int) -> None:
     import keras
     import torch
 
+    spec = WORKLOADS[workload]
     model = worker.build_keras_model(workload, "float32", "auto")
     optimizer = model.optimizer
     optimizer.build(model.trainable_variables)
@@ -480,33 +495,20 @@ def jax_step(workload: str, rounds: int) -> None:
         ref_loss(ref(tx), ty).backward()
         ref_opt.step()
 
+    # The untimed first turn compiles the step.
     ratios = []
-    for turn in range(rounds + 1):  # the first turn compiles and warms up
-        times = []
-        for fn in (ours, theirs):
-            start = time.perf_counter()
-            for _ in range(8):
-                fn()
-            times.append((time.perf_counter() - start) / 8)
-        if turn:
-            ratios.append(times[1] / times[0])
-            print(
-                f"jax step {1e3 * times[0]:.1f} ms, the reference "
-                f"{1e3 * times[1]:.1f} ms ({ratios[-1]:.3f}x)"
-            )
+    for mine, ref in zip(*in_turns([ours, theirs], rounds, calls=8)):
+        ratios.append(ref / mine)
+        print(
+            f"jax step {1e3 * mine:.1f} ms, the reference "
+            f"{1e3 * ref:.1f} ms ({ratios[-1]:.3f}x)"
+        )
     print(f"{workload}: median {statistics.median(ratios):.3f}x the reference")
     rng = np.random.default_rng(0)
-    for width in sorted(
-        {
-            o
-            for _, o in dense_shapes(
-                WORKLOADS[workload]["input_dim"], WORKLOADS[workload]["config"]
-            )
-            if o > 1
-        }
-    ):
+    colsum = jax.jit(lambda a: a.sum(0))
+    shapes = dense_shapes(spec["input_dim"], spec["config"])
+    for width in sorted({o for _, o in shapes if o > 1}):
         g = rng.random((worker.BATCH, width), dtype="float32")
-        colsum = jax.jit(lambda a: a.sum(0))
         jg, tg = jnp.asarray(g), torch.from_numpy(g)
         print(
             f"column sum of ({worker.BATCH}, {width}): jax "

@@ -276,6 +276,24 @@ def _by_backend(
     return found, missing
 
 
+def _shown_rows(
+    by: dict[tuple[str, str], Any],
+    workloads: list[str],
+    key: str,
+    suffix: str = "",
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """(workload, contender, row) of each SHOWN_MODES contender (with
+    `suffix`) that has the figure `key`: those printed beside the counted
+    ones, not counted."""
+    return [
+        (workload, n + suffix, by[(workload, n + suffix)])
+        for workload in workloads
+        for names in SHOWN_MODES.values()
+        for n in names
+        if key in by.get((workload, n + suffix), {})
+    ]
+
+
 def _status(ok: bool, found: bool, missing: list[str]) -> str:
     """A target over every backend: met only if each has a figure."""
     if not found:
@@ -400,13 +418,10 @@ def targets(
             figures.append(_mark(*judged[-1]))
     if missing:
         figures.append(f"no figure: {', '.join(missing)}")
+    ran = [w for w in WORKLOADS if (w, "reference") in by]
     others = [
-        f"{workload}/{n} {by[(workload, n)][key]:.2f}x"
-        for workload in WORKLOADS
-        if (workload, "reference") in by
-        for names in SHOWN_MODES.values()
-        for n in names
-        if key in by.get((workload, n), {})
+        f"{workload}/{n} {row[key]:.2f}x"
+        for workload, n, row in _shown_rows(by, ran, key)
     ]
     if others:
         figures.append(NOT_COUNTED + ", ".join(others))
@@ -463,10 +478,8 @@ def targets(
             f"reference-bf16 vs reference f32: {ref16['train_x']:.2f}x"
         )
     others = [
-        f"{n}-bf16 {by[('recap', n + '-bf16')][key16]:.2f}x"
-        for names in SHOWN_MODES.values()
-        for n in names
-        if key16 in by.get(("recap", n + "-bf16"), {})
+        f"{n} {row[key16]:.2f}x"
+        for _, n, row in _shown_rows(by, ["recap"], key16, "-bf16")
     ]
     if others:
         figures.append(NOT_COUNTED + ", ".join(others))
@@ -544,11 +557,8 @@ def targets(
         judged.append((f"{n} {mib:.0f} MiB ({shown(x, 2, 1.2)}x)", x <= 1.2))
         figures.append(_mark(*judged[-1]))
     others = [
-        f"{m} {by[('recap', m)]['memory_mib']:.0f} MiB "
-        f"({by[('recap', m)]['memory_x']:.2f}x)"
-        for names in SHOWN_MODES.values()
-        for m in names
-        if "memory_x" in by.get(("recap", m), {})
+        f"{m} {row['memory_mib']:.0f} MiB ({row['memory_x']:.2f}x)"
+        for _, m, row in _shown_rows(by, ["recap"], "memory_x")
     ]
     status = _status(ok, bool(found), missing)
     if found and missing:
