@@ -347,8 +347,12 @@ KNOWN_CAUSES = {
     "of that gap is not isolated. Upstream report: "
     "benchmarks/upstream/UPSTREAM.md.",
     ("5", "torch"): "Keras' Adam on the torch backend: its `_foreach` ops "
-    "run out of place, a full-size temporary each (`probes.py adam`); "
-    "torch-compile, shown beside, fuses them (benchmarks/upstream/).",
+    "run out of place, and one update of recap's 170 MB of weights holds "
+    "up to three full-size temporaries at once: its peak 486-497 MiB above "
+    "the memory before it, against 64 MiB for `torch.optim.Adam`'s "
+    "for-loop (benchmarks/upstream/keras_torch_adam.py). Allocator "
+    "settings do not lower it (torch-malloc); torch-compile, shown beside, "
+    "fuses the update.",
     ("3", "torch-bf16"): "Keras' Adam again: in turns with the reference "
     "under autocast, 0.77-0.78x with Adam and 1.01x with SGD (`probes.py "
     "optimizer --precision bfloat16`); with Adam under "

@@ -18,10 +18,14 @@ pages fault in one by one, for each large temporary):
 
 Expected: Keras' update near `torch.optim.Adam`'s (foreach: Keras' torch
 Adam calls `torch._foreach_*` too). Measured on a 2-core AMD EPYC (see
-UPSTREAM.md): 3.6-4.3x the for-loop's time, 14-18x the fused one's, and a
-full-size temporary per `_foreach` op out of place (training's memory grows
-1.4-1.5x the reference's); most of the time goes to the page faults of
-those temporaries (the second command).
+UPSTREAM.md): 3.5-4.9x the for-loop's time, 13-21x the fused one's; most
+of it goes to the page faults of full-size temporaries (one per
+`_foreach` op out of place: the second command has no faults and takes a
+third of the time), and they hold the peak about 490 MiB above the memory
+before the update (three copies of the weights) against 64 MiB for the
+for-loop and none for the fused update: training's memory grows 1.4-1.5x
+the reference's. (The peak is read from `VmHWM`, Linux; under the second
+command the memory glibc keeps counts before the update, so it reads 0.)
 """
 
 import argparse
@@ -44,11 +48,29 @@ DENSE = [(2776, 1024), (1024, 2776), (2776, 1024)] * 4 + [
 ]
 
 
+def _resident_mib():
+    """(peak, current) resident memory of this process in MiB (Linux)."""
+    fields = {}
+    with open("/proc/self/status") as status:
+        for line in status:
+            key, _, value = line.partition(":")
+            fields[key] = value
+    return (
+        int(fields["VmHWM"].split()[0]) / 1024,
+        int(fields["VmRSS"].split()[0]) / 1024,
+    )
+
+
 def median_ms(fn, repeats):
-    """The median time of `fn()` in ms, and the minor page faults (pages
-    the kernel had to map on first touch) of one call, on average."""
+    """The median time of `fn()` in ms, the minor page faults (pages the
+    kernel had to map on first touch) of one call on average, and the peak
+    resident memory above the memory before the calls, in MiB (the update's
+    temporaries: the weights, gradients and slots exist already)."""
     fn()
     fn()
+    with open("/proc/self/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")  # the peak (VmHWM) restarts from here
+    before = _resident_mib()[1]
     times = []
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(repeats):
@@ -56,7 +78,8 @@ def median_ms(fn, repeats):
         fn()
         times.append(time.perf_counter() - start)
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
-    return 1e3 * statistics.median(times), faults / repeats
+    peak = max(0.0, _resident_mib()[0] - before)
+    return 1e3 * statistics.median(times), faults / repeats, peak
 
 
 def compare(dense, repeats):
@@ -78,10 +101,12 @@ def compare(dense, repeats):
     variables = [keras.Variable(v) for v in values]
     adam = keras.optimizers.Adam(1e-4)
     adam.build(variables)
-    keras_ms, faults = median_ms(lambda: adam.apply(grads, variables), repeats)
+    keras_ms, faults, peak = median_ms(
+        lambda: adam.apply(grads, variables), repeats
+    )
     print(
         f"keras.optimizers.Adam.apply: {keras_ms:8.1f} ms, "
-        f"{faults:9,.0f} page faults"
+        f"{faults:9,.0f} page faults, peak +{peak:4.0f} MiB"
     )
     for kind in ("for-loop", "foreach", "fused"):
         params = [torch.nn.Parameter(torch.from_numpy(v)) for v in values]
@@ -90,10 +115,11 @@ def compare(dense, repeats):
         opt = torch.optim.Adam(
             params, lr=1e-4, foreach=kind == "foreach", fused=kind == "fused"
         )
-        ms, faults = median_ms(opt.step, repeats)
+        ms, faults, peak = median_ms(opt.step, repeats)
         print(
             f"torch.optim.Adam ({kind:8}): {ms:8.1f} ms, {faults:9,.0f} "
-            f"page faults (Keras' takes {keras_ms / ms:.1f}x as long)"
+            f"page faults, peak +{peak:4.0f} MiB "
+            f"(Keras' takes {keras_ms / ms:.1f}x as long)"
         )
 
 
