@@ -43,7 +43,8 @@ QUICK_WORKLOADS = ["paper-parallel", "paper-serial"]
 #: `--paired`: the modes target 1 counts (COUNTED_MODES) and, shown beside
 #: them, torch.compile and eager torch under `KEEP_FREED_MEMORY`, each in
 #: turns with the reference; on a CPU with bfloat16 units, target 3's
-#: contenders too, in turns with the reference under autocast
+#: contenders too, in turns with the reference under autocast, and beside
+#: them eager torch under `KEEP_FREED_MEMORY` and torch.compile
 #: (PAIRED_BF16_CONTENDERS).
 PAIRED_CONTENDERS = [
     "reference",
@@ -59,6 +60,7 @@ PAIRED_BF16_CONTENDERS = [
     "tensorflow-bf16",
     "torch-bf16",
     "torch-malloc-bf16",
+    "torch-compile-bf16",
 ]
 
 
@@ -356,7 +358,10 @@ KNOWN_CAUSES = {
     ("3", "torch-bf16"): "Keras' Adam again: in turns with the reference "
     "under autocast, 0.77-0.78x with Adam and 1.01x with SGD (`probes.py "
     "optimizer --precision bfloat16`); with Adam under "
-    "`KEEP_FREED_MEMORY` (both), 0.96x (torch-malloc-bf16, shown beside).",
+    "`KEEP_FREED_MEMORY` (both), 0.96x (torch-malloc-bf16, shown beside); "
+    "under `jit_compile=True`, which fuses the update, 1.07x in one probe "
+    "and 1.08x in the 22:31-22:42 UTC run, in turns (torch-compile-bf16, "
+    "shown beside).",
     ("3", "jax-bf16"): "XLA:CPU runs bfloat16 dots at float32 speed, with "
     "or without its oneDNN and XNNPACK flags (`probes.py bf16-gemm "
     "--framework jax`); on a CPU, train JAX in float32. Upstream report: "

@@ -153,6 +153,19 @@ CONTENDERS: dict[str, dict[str, Any]] = {
         "workloads": ["recap"],
         "without_bf16_units": SLOW_BF16,
     },
+    # torch.compile under `mixed_bfloat16` (the update fused): shown
+    # beside torch-bf16, not counted. In `make bench-paired` on a CPU with
+    # bfloat16 units only (without them a compiled step is minutes too).
+    "torch-compile-bf16": {
+        "kind": "keras",
+        "backend": "torch",
+        "jit": True,
+        "precision": "bfloat16",
+        "workloads": ["recap"],
+        "latency": False,
+        "inference": False,
+        "warmup": 2,
+    },
     "tensorflow-bf16": {
         "kind": "keras",
         "latency": False,

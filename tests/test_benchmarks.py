@@ -442,7 +442,8 @@ def test_paired_ratios_count_for_the_training_target_when_measured():
 def test_paired_bf16_ratios_count_for_the_bf16_target_when_measured():
     # Separate processes put tensorflow-bf16 ahead of reference-bf16; in
     # turns with the reference under autocast it is behind: the paired
-    # ratios decide, and torch-malloc-bf16 is shown, not counted.
+    # ratios decide, and torch-malloc-bf16 and torch-compile-bf16 are
+    # shown, not counted.
     def bf16(seconds, ratios):
         return _figures(seconds, bf16_max_abs_diff=1e-4, paired=_paired(ratios))
 
@@ -454,6 +455,7 @@ def test_paired_bf16_ratios_count_for_the_bf16_target_when_measured():
             "tensorflow-bf16": bf16(0.9, [0.96, 0.98, 0.97]),
             "torch-bf16": bf16(0.9, [1.0, 1.02, 1.01]),
             "torch-malloc-bf16": bf16(0.9, [0.5, 0.6, 0.55]),
+            "torch-compile-bf16": bf16(0.9, [1.3, 1.2, 1.25]),
         },
     )
     name, status, figures = _target(results, 3)
@@ -463,7 +465,9 @@ def test_paired_bf16_ratios_count_for_the_bf16_target_when_measured():
     assert "jax-bf16 1.10x" in figures and "torch-bf16 1.01x" in figures
     counted, others = figures.split("not counted (another mode or setting): ")
     assert "torch-malloc-bf16 0.55x" in others
+    assert "torch-compile-bf16 1.25x" in others
     assert "torch-malloc-bf16" not in counted
+    assert "torch-compile-bf16" not in counted
     # The float32 target is not changed by the bfloat16 pairs.
     assert "bf16" not in _target(results, 1)[2]
     # Without paired figures: the separate processes' ratios, 1.11x each.
