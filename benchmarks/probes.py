@@ -34,8 +34,10 @@ products' rate and each framework's fixed cost per call.
 backend against `torch.optim.Adam` (for-loop, foreach, fused).
 `fit-overhead`: `model.fit`'s own cost per step on the current backend (a
 one-Dense model, batch 1024) against a plain PyTorch loop's. `jax-step`:
-JAX's compiled training step without `fit`, in turns with the reference's,
-and XLA:CPU's column sums (bias gradients) against PyTorch's.
+JAX's compiled training step without `fit`, in turns with the reference's
+(jitted by hand with its state kept, and donated as Keras' trainer does;
+Keras' own `train_function`), and XLA:CPU's column sums (bias gradients)
+against PyTorch's.
 """
 
 import argparse
@@ -444,10 +446,12 @@ def fit_overhead(steps: int, rounds: int) -> None:
 
 
 def jax_step(workload: str, rounds: int) -> None:
-    """JAX's compiled training step alone, without `fit`: a jitted step
-    of `stateless_call`, the loss's gradient and `Adam.stateless_apply`
-    (what Keras' JAX trainer compiles), in turns with the reference's
-    step, 8 steps of 1024 a turn; then the column sums of a bias
+    """JAX's compiled training step alone, without `fit`, in turns with the
+    reference's step, 8 steps of 1024 a turn: a jitted step of
+    `stateless_call`, the loss's gradient and `Adam.stateless_apply` (what
+    Keras' JAX trainer compiles), with its state kept and with it donated
+    (`donate_argnums`, as Keras' trainer jits its step), then Keras' own
+    `train_function` on the same batches; then the column sums of a bias
     gradient, jitted, against PyTorch's."""
     os.environ["KERAS_BACKEND"] = "jax"
     import jax
@@ -458,32 +462,63 @@ def jax_step(workload: str, rounds: int) -> None:
     spec = WORKLOADS[workload]
     model = worker.build_keras_model(workload, "float32", "auto")
     optimizer = model.optimizer
-    optimizer.build(model.trainable_variables)
     bce = keras.losses.BinaryCrossentropy()
+    steps, batch = worker.STEPS[workload], worker.BATCH
+    x, y = worker.data(workload, steps * batch)
+    # Keras' own step, compiled by one `fit` epoch.
+    model.fit(x, y, batch_size=batch, epochs=1, shuffle=False, verbose=0)
 
     def loss_fn(tv: Any, ntv: Any, xb: Any, yb: Any) -> Any:
         pred, ntv = model.stateless_call(tv, ntv, xb, training=True)
         return bce(yb, pred), ntv
 
-    @jax.jit
     def step(tv: Any, ntv: Any, ov: Any, xb: Any, yb: Any) -> Any:
         grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
         (loss, ntv), grads = grad_fn(tv, ntv, xb, yb)
         tv, ov = optimizer.stateless_apply(ov, grads, tv)
         return tv, ntv, ov, loss
 
-    x, y = worker.data(workload, worker.BATCH)
-    state = [
-        [v.value for v in model.trainable_variables],
-        [v.value for v in model.non_trainable_variables],
-        [v.value for v in optimizer.variables],
-    ]
-    jx, jy = jnp.asarray(x), jnp.asarray(y)
+    xs = [jnp.asarray(x[i * batch : (i + 1) * batch]) for i in range(steps)]
+    ys = [jnp.asarray(y[i * batch : (i + 1) * batch]) for i in range(steps)]
 
-    def ours() -> None:
-        tv, ntv, ov, loss = step(*state, jx, jy)
-        state[:] = [tv, ntv, ov]
-        loss.block_until_ready()
+    def by_hand(donate: bool) -> Any:
+        jitted = jax.jit(step, donate_argnums=(0, 1, 2) if donate else ())
+        state = [
+            [jnp.array(v.value, copy=True) for v in variables]
+            for variables in (
+                model.trainable_variables,
+                model.non_trainable_variables,
+                optimizer.variables,
+            )
+        ]
+
+        def run() -> None:
+            loss = None
+            for xb, yb in zip(xs, ys):
+                tv, ntv, ov, loss = jitted(*state, xb, yb)
+                state[:] = [tv, ntv, ov]
+            loss.block_until_ready()
+
+        return run
+
+    # Keras' JAX trainer's internals (keras 3.15): the state `fit` passes to
+    # its jitted step, and the step, called as `fit` calls it.
+    keras_state = [
+        model._get_jax_state(
+            trainable_variables=True,
+            non_trainable_variables=True,
+            optimizer_variables=True,
+            metrics_variables=True,
+        )
+    ]
+
+    def keras_step() -> None:
+        logs = None
+        for xb, yb in zip(xs, ys):
+            logs, keras_state[0] = model.train_function(
+                keras_state[0], iter([(xb, yb)])
+            )
+        jax.block_until_ready(logs)
 
     ref, _, _, _ = worker.reference_trainer(workload, "float32")
     ref_opt = torch.optim.Adam(ref.parameters(), lr=1e-4)
@@ -491,19 +526,27 @@ def jax_step(workload: str, rounds: int) -> None:
     tx, ty = torch.from_numpy(x), torch.from_numpy(y)
 
     def theirs() -> None:
-        ref_opt.zero_grad()
-        ref_loss(ref(tx), ty).backward()
-        ref_opt.step()
+        for i in range(steps):
+            ref_opt.zero_grad()
+            rows = slice(i * batch, (i + 1) * batch)
+            ref_loss(ref(tx[rows]), ty[rows]).backward()
+            ref_opt.step()
 
-    # The untimed first turn compiles the step.
-    ratios = []
-    for mine, ref in zip(*in_turns([ours, theirs], rounds, calls=8)):
-        ratios.append(ref / mine)
+    names = [
+        "jitted by hand, state kept",
+        "jitted by hand, state donated",
+        "Keras' train_function",
+    ]
+    # The untimed first turn compiles the steps.
+    fns = [by_hand(False), by_hand(True), keras_step, theirs]
+    *ours, ref_times = in_turns(fns, rounds)
+    for name, times in zip(names, ours):
+        ratio = statistics.median(r / t for r, t in zip(ref_times, times))
+        ms = 1e3 * statistics.median(times) / steps
         print(
-            f"jax step {1e3 * mine:.1f} ms, the reference "
-            f"{1e3 * ref:.1f} ms ({ratios[-1]:.3f}x)"
+            f"{workload}: {name:30} {ms:6.1f} ms a step, {ratio:.3f}x the "
+            f"reference ({1e3 * statistics.median(ref_times) / steps:.1f} ms)"
         )
-    print(f"{workload}: median {statistics.median(ratios):.3f}x the reference")
     rng = np.random.default_rng(0)
     colsum = jax.jit(lambda a: a.sum(0))
     shapes = dense_shapes(spec["input_dim"], spec["config"])

@@ -30,6 +30,7 @@ from workloads import GEMM_SHAPE  # noqa: E402
 from workloads import KEEP_FREED_MEMORY  # noqa: E402
 from workloads import MEMORY_WORKLOAD  # noqa: E402
 from workloads import WORKLOADS  # noqa: E402
+from workloads import XLA_NO_DONATION_COPIES  # noqa: E402
 from workloads import cpu_flags  # noqa: E402
 from workloads import forward_flops  # noqa: E402
 from workloads import has_bf16_units  # noqa: E402
@@ -41,7 +42,8 @@ OUT_DIR = os.path.join(REPO, "docs", "benchmarks")
 QUICK_CONTENDERS = ["reference", "tensorflow", "jax", "torch"]
 QUICK_WORKLOADS = ["paper-parallel", "paper-serial"]
 #: `--paired`: the modes target 1 counts (COUNTED_MODES) and, shown beside
-#: them, torch.compile and eager torch under `KEEP_FREED_MEMORY`, each in
+#: them, torch.compile, eager torch under `KEEP_FREED_MEMORY` and JAX under
+#: `XLA_NO_DONATION_COPIES`, each in
 #: turns with the reference; on a CPU with bfloat16 units, target 3's
 #: contenders too, in turns with the reference under autocast, and beside
 #: them eager torch under `KEEP_FREED_MEMORY` and torch.compile
@@ -53,6 +55,7 @@ PAIRED_CONTENDERS = [
     "torch",
     "torch-compile",
     "torch-malloc",
+    "jax-nocopy",
 ]
 PAIRED_BF16_CONTENDERS = [
     "reference-bf16",
@@ -242,10 +245,12 @@ COUNTED_MODES = {
 #: Other modes and settings, shown beside the counted ones in targets 1
 #: and 5 but not counted: `jit_compile=True` on PyTorch (torch.compile,
 #: which docs/guide/performance.md recommends for long runs and tight
-#: memory) and on TensorFlow (XLA), and eager PyTorch under an allocator
+#: memory) and on TensorFlow (XLA), eager PyTorch under an allocator
 #: that keeps freed memory (`torch-malloc`, the guide's setting for eager
-#: training on a CPU).
+#: training on a CPU) and JAX under the XLA flag that spares the copies of
+#: the donated state (`jax-nocopy`, the guide's setting for JAX on a CPU).
 SHOWN_MODES = {
+    "jax": ["jax-nocopy"],
     "tensorflow": ["tensorflow-xla"],
     "torch": ["torch-compile", "torch-malloc"],
 }
@@ -360,22 +365,27 @@ KNOWN_CAUSES = {
     "optimizer --precision bfloat16`); with Adam under "
     "`KEEP_FREED_MEMORY` (both), 0.96x (torch-malloc-bf16, shown beside); "
     "under `jit_compile=True`, which fuses the update, 1.07x in one probe "
-    "and 1.08x in the 22:31-22:42 UTC run, in turns (torch-compile-bf16, "
-    "shown beside).",
+    "and 1.08-1.09x in two runs of `make bench-paired`, in turns "
+    "(torch-compile-bf16, shown beside).",
     ("3", "jax-bf16"): "XLA:CPU runs bfloat16 dots at float32 speed, with "
     "or without its oneDNN and XNNPACK flags (`probes.py bf16-gemm "
     "--framework jax`); on a CPU, train JAX in float32. Upstream report: "
     "benchmarks/upstream/UPSTREAM.md.",
-    ("1", "jax"): "within a few percent, not in the layers' products: "
-    "JAX's compiled training step alone, without `fit`, ran at "
-    "0.98-1.00x the reference at paper-parallel (three runs) and "
-    "0.94-1.01x at paper-serial (four runs; `probes.py jax-step`, 7 turns "
-    "each); its products are level with "
-    "PyTorch's (`probes.py gemm-layouts`: 34 / 34 / 35 ms a step in both); "
-    "XLA:CPU's column sums (the bias gradients) take 80-180 us against "
-    "13-35 us in PyTorch; `fit` adds 0.4 ms a step (`probes.py "
-    "fit-overhead`). XLA:CPU's flags (thunk runtime off, oneDNN) did not "
-    "move the ratio (benchmarks/NOTES.md).",
+    ("1", "jax"): "Keras' JAX trainer donates its state to the jitted "
+    "step (`donate_argnums=0`), and XLA:CPU's copy insertion then copies "
+    "most donated weights once a step (2.18 M of 3.10 M at "
+    "paper-parallel; benchmarks/upstream/xla_cpu_donation.py): in turns "
+    "with the reference, the step jitted without donation ran at "
+    "0.97-0.99x, donated 0.95x, Keras' `train_function` 0.94-0.95x "
+    "(`probes.py jax-step`, two runs). jax-nocopy, shown beside, runs "
+    "under `--xla_cpu_copy_insertion_use_region_analysis=true` (no "
+    "copies): at paper-parallel 0.97-1.00x against 0.93-0.94x in two "
+    "processes each, taken in alternation; paper-serial 0.94-0.97x against "
+    "0.93-0.96x. What remains is XLA:CPU's compiled step itself: its "
+    "products level with PyTorch's (`probes.py gemm-layouts`), its column "
+    "sums (the bias gradients) 80-180 us against 13-35 us in PyTorch; "
+    "`fit` adds 0.4 ms a step (`probes.py fit-overhead`). Upstream report: "
+    "benchmarks/upstream/UPSTREAM.md.",
 }
 
 #: A counted figure that missed: "[workload/]contender ... (fails)".
@@ -595,7 +605,13 @@ BACKEND_COLOURS = {
     "jax": "#3949ab",
     "torch": "#c62828",
 }
-MODE_HATCHES = {"compile": "//", "xla": "..", "fused": "xx", "malloc": "\\\\"}
+MODE_HATCHES = {
+    "compile": "//",
+    "xla": "..",
+    "fused": "xx",
+    "malloc": "\\\\",
+    "nocopy": "++",
+}
 
 
 def fmt(value: Any, spec: str = ".0f") -> str:
@@ -908,6 +924,7 @@ def page(doc: dict[str, Any], paired_doc: dict[str, Any] | None = None) -> str:
     if m.get("make_seconds") is not None:
         took += f" ({m['make_seconds']:.0f} s with `make bench`'s set-up)"
     malloc_env = " ".join(f"{k}={v}" for k, v in KEEP_FREED_MEMORY.items())
+    xla_env = " ".join(f"{k}={v}" for k, v in XLA_NO_DONATION_COPIES.items())
     compile_infer = ""
     if any(
         r["contender"] == "torch-compile" and r["infer"] is None
@@ -1012,11 +1029,14 @@ that targets 1 and 3 count, in turns with the reference.
   `torch-compile` is `jit_compile=True` (torch.compile); `torch-malloc`
   is eager `torch` in a process whose glibc malloc keeps freed memory
   (`{malloc_env}`; in the paired rounds the reference runs under it
-  too); `-bf16` is the `mixed_bfloat16` policy.
+  too); `jax-nocopy` is `jax` in a process started with `{xla_env}`
+  (XLA:CPU then does not copy the training state Keras donates to its
+  step; the reference beside it is unaffected); `-bf16` is the
+  `mixed_bfloat16` policy.
   The targets count each backend's default mode, what `model.fit` gives
   without settings: `tensorflow`, `jax` and eager `torch`;
-  `torch-compile`, `torch-malloc` and `tensorflow-xla` are shown beside
-  them, not counted.
+  `torch-compile`, `torch-malloc`, `jax-nocopy` and `tensorflow-xla` are
+  shown beside them, not counted.
   Every "met" is checked against the counted figures printed beside it;
   a counted figure that misses says "(fails)".
 {separate}

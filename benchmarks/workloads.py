@@ -83,6 +83,16 @@ KEEP_FREED_MEMORY = {
     "MALLOC_TRIM_THRESHOLD_": str(16 << 30),
 }
 
+#: An XLA flag (read when JAX starts) under which XLA:CPU's copy insertion
+#: analyses regions. Keras' JAX trainer donates its state to the jitted
+#: step (`donate_argnums=0`); with XLA:CPU's default copy insertion the
+#: compiled step then copies most donated weights once a step (at
+#: paper-parallel 2.18 M of 3.10 M; benchmarks/upstream/xla_cpu_donation.py),
+#: with this flag none.
+XLA_NO_DONATION_COPIES = {
+    "XLA_FLAGS": "--xla_cpu_copy_insertion_use_region_analysis=true",
+}
+
 #: Contenders: each runs in a process of its own (`worker.py`). `kind`
 #: "reference" is the PyTorch eager re-implementation of the reference
 #: (tests/reference_torch.py) with a plain training loop; "keras" is
@@ -115,6 +125,16 @@ CONTENDERS: dict[str, dict[str, Any]] = {
         "workloads": ["recap", "paper-parallel"],
     },
     "jax": {"kind": "keras", "backend": "jax", "jit": "auto"},
+    # JAX under XLA_NO_DONATION_COPIES, a setting a user makes without
+    # changing a line of code: shown beside the default, not counted.
+    "jax-nocopy": {
+        "kind": "keras",
+        "backend": "jax",
+        "jit": "auto",
+        "env": XLA_NO_DONATION_COPIES,
+        "latency": False,
+        "inference": False,
+    },
     "torch": {"kind": "keras", "backend": "torch", "jit": "auto"},
     "torch-compile": {
         "kind": "keras",

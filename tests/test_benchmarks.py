@@ -82,15 +82,26 @@ def _target(results, number):
     return found
 
 
+@pytest.mark.parametrize(
+    "name, backend, env",
+    [
+        ("torch-malloc", "torch", {"MALLOC_MMAP_MAX_": "0"}),
+        (
+            "jax-nocopy",
+            "jax",
+            {"XLA_FLAGS": "--xla_cpu_copy_insertion_use_region_analysis=true"},
+        ),
+    ],
+)
 def test_a_contender_with_settings_runs_in_a_process_under_them(
-    monkeypatch,
+    monkeypatch, name, backend, env
 ):
-    spec = workloads.contender_spec("torch-malloc")
-    assert spec["env"] == workloads.KEEP_FREED_MEMORY
-    assert spec["env"]["MALLOC_MMAP_MAX_"] == "0"
-    assert "torch-malloc" in run.PAIRED_CONTENDERS
-    assert "torch-malloc" in run.SHOWN_MODES["torch"]
-    argv = ["worker.py", "--contender", "torch-malloc", "--out", "x.json"]
+    spec = workloads.contender_spec(name)
+    assert spec["backend"] == backend
+    assert env.items() <= spec["env"].items()
+    assert name in run.PAIRED_CONTENDERS
+    assert name in run.SHOWN_MODES[backend]
+    argv = ["worker.py", "--contender", name, "--out", "x.json"]
     monkeypatch.setattr(sys, "argv", argv)
     calls = []
     monkeypatch.setattr(worker.os, "execve", lambda *a: calls.append(a))
