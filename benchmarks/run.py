@@ -42,12 +42,11 @@ OUT_DIR = os.path.join(REPO, "docs", "benchmarks")
 QUICK_CONTENDERS = ["reference", "tensorflow", "jax", "torch"]
 QUICK_WORKLOADS = ["paper-parallel", "paper-serial"]
 #: `--paired`: the modes target 1 counts (COUNTED_MODES) and, shown beside
-#: them, torch.compile, eager torch under `KEEP_FREED_MEMORY` and JAX under
-#: `XLA_NO_DONATION_COPIES`, each in
-#: turns with the reference; on a CPU with bfloat16 units, target 3's
-#: contenders too, in turns with the reference under autocast, and beside
-#: them eager torch under `KEEP_FREED_MEMORY` and torch.compile
-#: (PAIRED_BF16_CONTENDERS).
+#: them, torch.compile, eager torch under `KEEP_FREED_MEMORY` and JAX
+#: under `XLA_NO_DONATION_COPIES`, each in turns with the reference; on a
+#: CPU with bfloat16 units, target 3's contenders too, in turns with the
+#: reference under autocast, and beside them eager torch under
+#: `KEEP_FREED_MEMORY` and torch.compile (PAIRED_BF16_CONTENDERS).
 PAIRED_CONTENDERS = [
     "reference",
     "jax",
