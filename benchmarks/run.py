@@ -381,8 +381,10 @@ KNOWN_CAUSES = {
     "copies): at paper-parallel 0.97-1.00x against 0.93-0.94x in two "
     "processes each, taken in alternation; paper-serial 0.94-0.97x against "
     "0.93-0.96x. What remains is XLA:CPU's compiled step itself: its "
-    "products level with PyTorch's (`probes.py gemm-layouts`), its column "
-    "sums (the bias gradients) 80-180 us against 13-35 us in PyTorch; "
+    "products level with PyTorch's (`probes.py gemm-layouts`: forward, "
+    "input and weight gradients 34 / 34 / 35 ms a step at paper-parallel, "
+    "25 / 24 / 25 at paper-serial, in both), its column sums (the bias "
+    "gradients) 80-180 us against 13-35 us in PyTorch; "
     "`fit` adds 0.4 ms a step (`probes.py fit-overhead`). Upstream report: "
     "benchmarks/upstream/UPSTREAM.md.",
 }
