@@ -10,6 +10,7 @@
     python benchmarks/probes.py call-overhead --framework tensorflow-xla
     KERAS_BACKEND=torch python benchmarks/probes.py fit-overhead
     python benchmarks/probes.py jax-step --workload paper-parallel
+    python benchmarks/probes.py torch-step --workload paper-parallel
 
 `tf-data`: TensorFlow, paper-parallel, 20 epochs of 8 steps on NumPy arrays
 (or on a `tf.data.Dataset` with autotuning off): how many epochs start late.
@@ -37,7 +38,10 @@ one-Dense model, batch 1024) against a plain PyTorch loop's. `jax-step`:
 JAX's compiled training step without `fit`, in turns with the reference's
 (jitted by hand with its state kept, and donated as Keras' trainer does;
 Keras' own `train_function`), and XLA:CPU's column sums (bias gradients)
-against PyTorch's.
+against PyTorch's. `torch-step`: eager PyTorch's step taken apart, in turns
+with the reference: the layers' forward and backward pass, then with
+`torch.optim.Adam`, with Keras' Adam, and `model.fit`; then a forward and
+backward pass at batch 1 (the per-call cost).
 """
 
 import argparse
@@ -551,6 +555,89 @@ def jax_step(workload: str, rounds: int) -> None:
         )
 
 
+def torch_step(workload: str, rounds: int) -> None:
+    """Eager PyTorch's training step taken apart, in turns with the
+    reference, 8 steps of 1024 a turn, all in plain PyTorch loops on the
+    same tensor slices but the last: keras-masknet's forward and backward
+    pass alone (against the reference's, also without an update); then with
+    `torch.optim.Adam` (for-loop, the reference's own) on the model's
+    variables, which are `torch.nn.Parameter`s; then with Keras' Adam
+    (`optimizer.apply`); then `model.fit` itself. Each against the
+    reference's full step but the first. The differences between the rows
+    are what the layers, Keras' Adam and `fit` each cost. Last, the forward
+    and backward pass at batch 1, where the products cost next to nothing:
+    what each pass costs in Python and dispatch."""
+    os.environ["KERAS_BACKEND"] = "torch"
+    import keras
+    import torch
+
+    model = worker.build_keras_model(workload, "float32", "auto")
+    steps, batch = worker.STEPS[workload], worker.BATCH
+    x, y = worker.data(workload, steps * batch)
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+    parts = [slice(i * batch, (i + 1) * batch) for i in range(steps)]
+    variables = model.trainable_variables
+    params = [v.value for v in variables]
+    bce = torch.nn.BCELoss()
+    reference, theirs, _, _ = worker.reference_trainer(workload, "float32")
+    torch_adam = torch.optim.Adam(params, lr=1e-4, foreach=False)
+
+    def loop(net: Any, weights: list, update: Any = None) -> Any:
+        def run() -> None:
+            for part in parts:
+                for w in weights:
+                    w.grad = None
+                bce(net(tx[part]), ty[part]).backward()
+                if update is not None:
+                    update()
+
+        return run
+
+    def keras_adam() -> None:
+        with torch.no_grad():
+            model.optimizer.apply([p.grad for p in params], variables)
+
+    def keras_model(xb: Any) -> Any:
+        return model(xb, training=True)
+
+    def fit() -> None:
+        model.fit(x, y, batch_size=batch, epochs=1, verbose=0, shuffle=False)
+
+    rows = [
+        ("forward and backward", loop(keras_model, params)),
+        ("+ torch.optim.Adam", loop(keras_model, params, torch_adam.step)),
+        ("+ Keras' Adam", loop(keras_model, params, keras_adam)),
+        ("model.fit", fit),
+    ]
+    ref_rows = [loop(reference, list(reference.parameters())), theirs]
+    times = in_turns([fn for _, fn in rows] + ref_rows, rounds)
+    ref_fb, ref_full = times[-2:]
+    for i, ((name, _), ours) in enumerate(zip(rows, times)):
+        ref = ref_fb if i == 0 else ref_full
+        ratio = statistics.median(r / t for r, t in zip(ref, ours))
+        ms = 1e3 * statistics.median(ours) / steps
+        print(
+            f"{workload}: {name:22} {ms:6.1f} ms a step, {ratio:.3f}x the "
+            "reference's "
+            + ("forward and backward" if i == 0 else "step")
+            + f" ({1e3 * statistics.median(ref) / steps:.1f} ms)"
+        )
+    # The per-call cost of each pass, where the products cost next to
+    # nothing: forward and backward at batch 1.
+    one = [slice(i, i + 1) for i in range(steps)]
+    parts[:] = one
+    small = in_turns([rows[0][1], ref_rows[0]], 4 * rounds, calls=5)
+    print(
+        f"{workload}: forward and backward at batch 1: keras-masknet "
+        f"{1e3 * statistics.median(small[0]) / steps:.2f} ms, the reference "
+        f"{1e3 * statistics.median(small[1]) / steps:.2f} ms"
+    )
+    print(
+        f"({rounds} turns; keras {keras.__version__}, "
+        f"torch {torch.__version__})"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
@@ -564,6 +651,7 @@ def main() -> None:
             "call-overhead",
             "fit-overhead",
             "jax-step",
+            "torch-step",
         ],
     )
     parser.add_argument("--autotune", choices=["on", "off"], default="on")
@@ -598,6 +686,8 @@ def main() -> None:
         fit_overhead(64, args.repeats)
     elif args.probe == "jax-step":
         jax_step(args.workload, args.repeats)
+    elif args.probe == "torch-step":
+        torch_step(args.workload, args.repeats)
     else:
         optimizer(args.workload, args.repeats, args.precision)
 
