@@ -556,17 +556,17 @@ def jax_step(workload: str, rounds: int) -> None:
 
 
 def torch_step(workload: str, rounds: int) -> None:
-    """Eager PyTorch's training step taken apart, in turns with the
-    reference, 8 steps of 1024 a turn, all in plain PyTorch loops on the
-    same tensor slices but the last: keras-masknet's forward and backward
-    pass alone (against the reference's, also without an update); then with
-    `torch.optim.Adam` (for-loop, the reference's own) on the model's
+    """Eager PyTorch's training step taken apart, in turns with the reference, a
+    turn the bench's repeat (8 steps of 1024, recap 1), all in plain PyTorch
+    loops on the same tensor slices but the last: keras-masknet's forward and
+    backward pass alone (against the reference's, also without an update); then
+    with `torch.optim.Adam` (for-loop, the reference's own) on the model's
     variables, which are `torch.nn.Parameter`s; then with Keras' Adam
-    (`optimizer.apply`); then `model.fit` itself. Each against the
-    reference's full step but the first. The differences between the rows
-    are what the layers, Keras' Adam and `fit` each cost. Last, the forward
-    and backward pass at batch 1, where the products cost next to nothing:
-    what each pass costs in Python and dispatch."""
+    (`optimizer.apply`); then `model.fit` itself. Each against the reference's
+    full step but the first. The differences between the rows are what the
+    layers, Keras' Adam and `fit` each cost. Last, the forward and backward pass
+    at batch 1, where the products cost next to nothing: what each pass costs in
+    Python and dispatch."""
     os.environ["KERAS_BACKEND"] = "torch"
     import keras
     import torch
