@@ -575,14 +575,18 @@ def torch_step(workload: str, rounds: int) -> None:
     steps, batch = worker.STEPS[workload], worker.BATCH
     x, y = worker.data(workload, steps * batch)
     tx, ty = torch.from_numpy(x), torch.from_numpy(y)
-    parts = [slice(i * batch, (i + 1) * batch) for i in range(steps)]
+    full = [slice(i * batch, (i + 1) * batch) for i in range(steps)]
+    one = [slice(i, i + 1) for i in range(steps)]
     variables = model.trainable_variables
     params = [v.value for v in variables]
     bce = torch.nn.BCELoss()
     reference, theirs, _, _ = worker.reference_trainer(workload, "float32")
+    ref_params = list(reference.parameters())
     torch_adam = torch.optim.Adam(params, lr=1e-4, foreach=False)
 
-    def loop(net: Any, weights: list, update: Any = None) -> Any:
+    def loop(
+        net: Any, weights: list, update: Any = None, parts: list = full
+    ) -> Any:
         def run() -> None:
             for part in parts:
                 for w in weights:
@@ -609,7 +613,7 @@ def torch_step(workload: str, rounds: int) -> None:
         ("+ Keras' Adam", loop(keras_model, params, keras_adam)),
         ("model.fit", fit),
     ]
-    ref_rows = [loop(reference, list(reference.parameters())), theirs]
+    ref_rows = [loop(reference, ref_params), theirs]
     times = in_turns([fn for _, fn in rows] + ref_rows, rounds)
     ref_fb, ref_full = times[-2:]
     for i, ((name, _), ours) in enumerate(zip(rows, times)):
@@ -624,9 +628,14 @@ def torch_step(workload: str, rounds: int) -> None:
         )
     # The per-call cost of each pass, where the products cost next to
     # nothing: forward and backward at batch 1.
-    one = [slice(i, i + 1) for i in range(steps)]
-    parts[:] = one
-    small = in_turns([rows[0][1], ref_rows[0]], 4 * rounds, calls=5)
+    small = in_turns(
+        [
+            loop(keras_model, params, parts=one),
+            loop(reference, ref_params, parts=one),
+        ],
+        4 * rounds,
+        calls=5,
+    )
     print(
         f"{workload}: forward and backward at batch 1: keras-masknet "
         f"{1e3 * statistics.median(small[0]) / steps:.2f} ms, the reference "

@@ -931,8 +931,10 @@ def page(doc: dict[str, Any], paired_doc: dict[str, Any] | None = None) -> str:
     took = f"run took {m['wall_seconds']:.0f} s"
     if m.get("make_seconds") is not None:
         took += f" ({m['make_seconds']:.0f} s with `make bench`'s set-up)"
-    malloc_env = " ".join(f"{k}={v}" for k, v in KEEP_FREED_MEMORY.items())
-    xla_env = " ".join(f"{k}={v}" for k, v in XLA_NO_DONATION_COPIES.items())
+    malloc_env, xla_env = (
+        " ".join(f"{k}={v}" for k, v in env.items())
+        for env in (KEEP_FREED_MEMORY, XLA_NO_DONATION_COPIES)
+    )
     compile_infer = ""
     if any(
         r["contender"] == "torch-compile" and r["infer"] is None
